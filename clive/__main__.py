@@ -1,0 +1,3 @@
+from clive.cli import main
+
+raise SystemExit(main())

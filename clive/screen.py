@@ -1,0 +1,305 @@
+"""The screen model (pyte with scrollback and the alternate screen) and immutable snapshots of it."""
+
+from __future__ import annotations
+
+import collections
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyte
+from pyte import modes as mo
+from wcwidth import wcwidth
+
+# Private DEC modes that switch to the alternate screen; pyte shifts private modes by 5 bits.
+_ALT_MODES = {47 << 5, 1047 << 5, 1049 << 5}
+_SAVE_CURSOR_MODE = 1049 << 5
+# Application cursor keys (DECCKM, private mode 1); pyte tracks the mode but names no constant for it.
+DECCKM = 1 << 5
+
+
+@dataclass(frozen=True, slots=True)
+class StyleRun:
+    """A run of cells sharing one style, columns [start, end)."""
+
+    start: int
+    end: int
+    fg: str = "default"
+    bg: str = "default"
+    bold: bool = False
+    italics: bool = False
+    underscore: bool = False
+    reverse: bool = False
+
+
+def _line_text(line: Any, columns: int) -> str:
+    # pyte stores a wide character at x and an empty stub at x + 1; joining the data skips the stub.
+    return "".join(line[x].data for x in range(columns)).rstrip()
+
+
+def _line_styles(line: Any, columns: int) -> tuple[StyleRun, ...]:
+    runs: list[StyleRun] = []
+    start = 0
+    key = None
+    for x in range(columns + 1):
+        if x < columns:
+            ch = line[x]
+            k = (ch.fg, ch.bg, ch.bold, ch.italics, ch.underscore, ch.reverse)
+        else:
+            k = None
+        if k != key:
+            if key is not None and key != ("default", "default", False, False, False, False):
+                runs.append(StyleRun(start, x, *key))
+            start, key = x, k
+    return tuple(runs)
+
+
+class ScreenModel(pyte.Screen):
+    """A pyte screen that keeps scrollback, follows the alternate screen and reports replies."""
+
+    def __init__(
+        self,
+        columns: int,
+        lines: int,
+        history: int = 5000,
+        reply: Callable[[str], None] | None = None,
+    ) -> None:
+        self.history: collections.deque[str] = collections.deque(maxlen=max(history, 0))
+        self.scrolled = 0  # lines pushed off the top of the main screen, ever
+        self.alternate = False
+        self._saved_main: tuple[dict, Any] | None = None
+        self._reply = reply
+        super().__init__(columns, lines)
+
+    # The alternate screen: full-screen programs draw there and leave the main screen intact.
+    def set_mode(self, *modes: int, **kwargs: Any) -> None:
+        shifted = [m << 5 for m in modes] if kwargs.get("private") else list(modes)
+        if any(m in _ALT_MODES for m in shifted):
+            self._enter_alternate(save_cursor=_SAVE_CURSOR_MODE in shifted)
+            rest = [m for m, s in zip(modes, shifted, strict=True) if s not in _ALT_MODES]
+            if not rest:
+                return
+            modes = tuple(rest)
+        super().set_mode(*modes, **kwargs)
+
+    def reset_mode(self, *modes: int, **kwargs: Any) -> None:
+        shifted = [m << 5 for m in modes] if kwargs.get("private") else list(modes)
+        if any(m in _ALT_MODES for m in shifted):
+            self._leave_alternate()
+            rest = [m for m, s in zip(modes, shifted, strict=True) if s not in _ALT_MODES]
+            if not rest:
+                return
+            modes = tuple(rest)
+        super().reset_mode(*modes, **kwargs)
+
+    def _enter_alternate(self, save_cursor: bool) -> None:
+        if self.alternate:
+            return
+        self._saved_main = (dict(self.buffer), copy.copy(self.cursor) if save_cursor else None)
+        self.alternate = True
+        self.buffer.clear()
+        self.dirty.update(range(self.lines))
+
+    def _leave_alternate(self) -> None:
+        if not self.alternate:
+            return
+        self.alternate = False
+        saved, cursor = self._saved_main or ({}, None)
+        self._saved_main = None
+        self.buffer.clear()
+        for y, line in saved.items():
+            if y < self.lines:
+                self.buffer[y] = line
+        if cursor is not None:
+            self.cursor = cursor
+            self.ensure_hbounds()
+            self.ensure_vbounds()
+        self.dirty.update(range(self.lines))
+
+    def index(self) -> None:
+        top, bottom = self.margins or pyte.screens.Margins(0, self.lines - 1)
+        if self.cursor.y == bottom and top == 0 and not self.alternate:
+            self.history.append(_line_text(self.buffer[0], self.columns))
+            self.scrolled += 1
+        super().index()
+
+    def reset(self) -> None:
+        # ESC c (RIS) resets the terminal; scrollback survives as it does in xterm.
+        self.alternate = False
+        self._saved_main = None
+        super().reset()
+
+    def resize(self, lines: int | None = None, columns: int | None = None) -> None:
+        if self.alternate and self._saved_main is not None:
+            saved, cursor = self._saved_main
+            lines_now = lines if lines is not None else self.lines
+            self._saved_main = ({y: v for y, v in saved.items() if y < lines_now}, cursor)
+        super().resize(lines, columns)
+
+    def select_graphic_rendition(self, *attrs: int, private: bool = False, **kwargs: Any) -> None:
+        # ``CSI > 4 ; 2 m`` (xterm modifyOtherKeys, sent by vim) reaches here as private SGR.
+        if not private:
+            super().select_graphic_rendition(*attrs)
+
+    def write_process_input(self, data: str) -> None:
+        # Answers to device status and attribute queries (vim asks for the cursor position).
+        if self._reply is not None:
+            self._reply(data)
+
+    @property
+    def app_cursor_keys(self) -> bool:
+        return DECCKM in self.mode
+
+    @property
+    def cursor_visible(self) -> bool:
+        return mo.DECTCEM in self.mode and not self.cursor.hidden
+
+    def text_lines(self) -> list[str]:
+        return [_line_text(self.buffer[y], self.columns) for y in range(self.lines)]
+
+    def snapshot(self, *, with_style: bool = False) -> Snapshot:
+        styles = None
+        if with_style:
+            styles = tuple(_line_styles(self.buffer[y], self.columns) for y in range(self.lines))
+        return Snapshot(
+            lines=tuple(self.text_lines()),
+            cursor=(self.cursor.x, self.cursor.y),
+            cursor_visible=self.cursor_visible,
+            title=self.title,
+            columns=self.columns,
+            rows=self.lines,
+            alternate=self.alternate,
+            styles=styles,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenDiff:
+    """What changed between two snapshots: the rows that differ, and the cursor and title."""
+
+    rows: tuple[tuple[int, str], ...]
+    cursor: tuple[int, int]
+    title: str | None  # None when unchanged
+    alternate: bool | None  # None when unchanged
+
+    @property
+    def empty(self) -> bool:
+        return not self.rows and self.title is None and self.alternate is None
+
+    def render(self) -> str:
+        """A compact text form for a model: one line per changed row."""
+        out = []
+        if self.alternate is not None:
+            out.append("[alternate screen]" if self.alternate else "[main screen]")
+        if self.title is not None:
+            out.append(f"[title: {self.title}]")
+        out.extend(f"{y + 1:>3}| {text}" for y, text in self.rows)
+        out.append(f"[cursor row {self.cursor[1] + 1}, col {self.cursor[0] + 1}]")
+        return "\n".join(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": [[y, t] for y, t in self.rows],
+            "cursor": list(self.cursor),
+            "title": self.title,
+            "alternate": self.alternate,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An immutable picture of the screen as a person would see it."""
+
+    lines: tuple[str, ...]
+    cursor: tuple[int, int]  # (x, y), 0-based
+    columns: int
+    rows: int
+    title: str = ""
+    cursor_visible: bool = True
+    alternate: bool = False
+    styles: tuple[tuple[StyleRun, ...], ...] | None = field(default=None, compare=False)
+
+    def text(self) -> str:
+        """The screen as text, trailing blank lines dropped."""
+        lines = list(self.lines)
+        while lines and not lines[-1]:
+            lines.pop()
+        return "\n".join(lines)
+
+    def contains(self, needle: str) -> bool:
+        return any(needle in line for line in self.lines)
+
+    def diff(self, previous: Snapshot | None) -> ScreenDiff | None:
+        """Rows that changed since ``previous``; None when a full snapshot is needed instead."""
+        if previous is None or (previous.columns, previous.rows) != (self.columns, self.rows):
+            return None
+        rows = tuple(
+            (y, line) for y, (line, old) in enumerate(zip(self.lines, previous.lines, strict=True))
+            if line != old
+        )
+        return ScreenDiff(
+            rows=rows,
+            cursor=self.cursor,
+            title=self.title if self.title != previous.title else None,
+            alternate=self.alternate if self.alternate != previous.alternate else None,
+        )
+
+    def render(self) -> str:
+        """The full screen for a model, with row numbers, cursor and title."""
+        head = f"[screen {self.columns}x{self.rows}"
+        if self.alternate:
+            head += ", alternate"
+        if self.title:
+            head += f", title: {self.title}"
+        head += "]"
+        body = [f"{y + 1:>3}| {line}" for y, line in enumerate(self.lines)]
+        while body and not self.lines[len(body) - 1] and len(body) - 1 > self.cursor[1]:
+            body.pop()
+        return "\n".join([head, *body, f"[cursor row {self.cursor[1] + 1}, col {self.cursor[0] + 1}]"])
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "lines": list(self.lines),
+            "cursor": list(self.cursor),
+            "columns": self.columns,
+            "rows": self.rows,
+            "title": self.title,
+            "cursor_visible": self.cursor_visible,
+            "alternate": self.alternate,
+        }
+        if self.styles is not None:
+            data["styles"] = [
+                [[r.start, r.end, r.fg, r.bg, r.bold, r.italics, r.underscore, r.reverse] for r in row]
+                for row in self.styles
+            ]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Snapshot:
+        styles = data.get("styles")
+        return cls(
+            lines=tuple(data["lines"]),
+            cursor=(int(data["cursor"][0]), int(data["cursor"][1])),
+            columns=int(data["columns"]),
+            rows=int(data["rows"]),
+            title=data.get("title", ""),
+            cursor_visible=bool(data.get("cursor_visible", True)),
+            alternate=bool(data.get("alternate", False)),
+            styles=None
+            if styles is None
+            else tuple(tuple(StyleRun(*run) for run in row) for row in styles),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Snapshot:
+        return cls.from_dict(json.loads(text))
+
+
+def display_width(text: str) -> int:
+    """Cells a string takes on a terminal (wide characters count two)."""
+    return sum(max(wcwidth(c), 0) for c in text)

@@ -1,0 +1,512 @@
+"""A real pseudo-terminal driven through pexpect, rendered by a pyte screen, with exact command completion."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import termios
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pexpect
+import pyte
+
+from clive import procs, shell
+from clive.keys import parse_keys
+from clive.plaintext import render_output
+from clive.screen import ScreenModel, Snapshot
+
+# Captured command output is bounded; past this the oldest bytes are dropped and the result says so.
+CAPTURE_LIMIT = 8 * 1024 * 1024
+READ_SIZE = 65536
+
+
+class TerminalError(Exception):
+    """Something the user or the caller can act on: a bad argument, a dead shell, a failed interrupt."""
+
+
+class TerminalTimeout(TerminalError):
+    """A wait ran out of time; carries the screen as it was at that moment."""
+
+    def __init__(self, message: str, snapshot: Snapshot) -> None:
+        super().__init__(message)
+        self.snapshot = snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What ``run()`` learned: the exit code the shell reported, the command's text and its duration."""
+
+    command: str
+    exit_code: int
+    output: str
+    duration: float
+    truncated: bool = False
+
+
+class TerminalListener(Protocol):
+    """Receives every byte the terminal shows and every byte sent to it (the recorder is one)."""
+
+    def on_output(self, data: bytes) -> None: ...
+
+    def on_input(self, data: bytes, secret: bool) -> None: ...
+
+
+def clean_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A small, reproducible environment: the user's identity and PATH, a known TERM and locale."""
+    env = {
+        name: os.environ[name]
+        for name in ("PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ")
+        if name in os.environ
+    }
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.setdefault("HOME", str(Path.home()))
+    env.update({"TERM": "xterm-256color", "LANG": "C.UTF-8", "COLORTERM": "truecolor"})
+    if extra:
+        env.update(extra)
+    return env
+
+
+class Terminal:
+    """One program (by default a shell with integration) in a real PTY, read into a screen model."""
+
+    def __init__(
+        self,
+        command: str | Sequence[str] | None = None,
+        *,
+        cols: int = 80,
+        rows: int = 24,
+        cwd: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
+        user_rc: bool = False,
+        history: int = 5000,
+        startup_timeout: float = 10.0,
+        listeners: Sequence[TerminalListener] = (),
+    ) -> None:
+        _check_size(cols, rows)
+        workdir = Path(cwd) if cwd is not None else Path.cwd()
+        if not workdir.is_dir():
+            raise TerminalError(f"working directory does not exist: {workdir}")
+        if command is None:
+            argv = [shell.default_shell()]
+        elif isinstance(command, str):
+            argv = shlex.split(command)
+        else:
+            argv = list(command)
+        if not argv:
+            raise TerminalError("empty command")
+        program = shutil.which(argv[0], path=(env or {}).get("PATH") or os.environ.get("PATH"))
+        if program is None:
+            raise TerminalError(f"command not found: {argv[0]}")
+        argv[0] = program
+
+        self._launch: shell.ShellLaunch | None = None
+        if shell.shell_kind(program) and len(argv) == 1:
+            self._launch = shell.launch(program, user_rc=user_rc)
+            argv = list(self._launch.argv)
+        self.integrated = self._launch is not None
+        self._nonce = self._launch.nonce.encode() if self._launch else None
+        self.listeners: list[TerminalListener] = list(listeners)
+
+        self._cond = threading.Condition()
+        self._screen = ScreenModel(cols, rows, history=history, reply=self._reply)
+        self._stream = pyte.Stream(self._screen)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._marker_tail = b""
+        self.parser_errors: list[str] = []
+        self._capture: bytearray | None = None
+        self._capture_dropped = 0
+        self._last_capture = b""
+        self._last_capture_dropped = 0
+        self._counts = {"A": 0, "B": 0, "C": 0, "D": 0}
+        self._prompt_no = 0  # the number of the newest prompt the shell has drawn
+        self._enter_prompt_no = 0  # the prompt number when Enter was last sent
+        self.last_exit_code: int | None = None
+        self._last_d_time = 0.0
+        self._at_prompt = False
+        self._last_output_time = time.monotonic()
+        self._output_seq = 0
+        self._exit_status: int | None = None
+        self._eof = False
+        self._closed = False
+
+        child_env = clean_environment(env)
+        if self._launch:
+            child_env.update(self._launch.env)
+        try:
+            self._proc = pexpect.spawn(
+                argv[0],
+                argv[1:],
+                cwd=str(workdir),
+                env=child_env,
+                dimensions=(rows, cols),
+                echo=True,
+            )
+        except (pexpect.ExceptionPexpect, OSError) as exc:
+            self._cleanup_files()
+            raise TerminalError(f"cannot start {argv[0]}: {exc}") from None
+        self._proc.delaybeforesend = None
+        # Closing ends the whole session first (procs.end_session), so pexpect's sleeps are waste.
+        self._proc.ptyproc.delayafterclose = 0
+        self._proc.ptyproc.delayafterterminate = 0.05
+        self.pid: int = self._proc.pid
+        self._fd: int = self._proc.child_fd
+        self._wake_r, self._wake_w = os.pipe()
+        self._reader = threading.Thread(target=self._read_loop, name="clive-pty-reader", daemon=True)
+        self._reader.start()
+        self.started = time.monotonic()
+        if self.integrated:
+            try:
+                self.wait_prompt(timeout=startup_timeout)
+            except TerminalError:
+                self.close()
+                raise
+            self._cleanup_files()  # the shell has read its rc file; the nonce lives only in memory now
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        fd = self._fd
+        while True:
+            try:
+                ready, _, _ = select.select([fd, self._wake_r], [], [])
+            except (OSError, ValueError):
+                break
+            if self._wake_r in ready:
+                break
+            try:
+                data = os.read(fd, READ_SIZE)
+            except OSError:
+                data = b""  # EIO: every slave-side descriptor is closed
+            if not data:
+                break
+            self._ingest(data)
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def _ingest(self, data: bytes) -> None:
+        for listener in self.listeners:
+            listener.on_output(data)
+        text = self._decoder.decode(data)
+        now = time.monotonic()
+        with self._cond:
+            if self.integrated:
+                self._scan_markers(data, now)
+            try:
+                self._stream.feed(text)
+            except Exception as exc:  # noqa: BLE001 - a parser bug must not kill the reader
+                self.parser_errors.append(f"{type(exc).__name__}: {exc}")
+                self._stream = type(self._stream)(self._screen)
+            self._last_output_time = now
+            self._output_seq += 1
+            self._cond.notify_all()
+
+    def _scan_markers(self, data: bytes, now: float) -> None:
+        buf = self._marker_tail + data
+        # Hold back a trailing partial marker so one split across reads is still seen whole.
+        cut = len(buf)
+        esc = buf.rfind(b"\x1b", max(0, len(buf) - shell.MARKER_MAX))
+        if esc != -1 and b"\x07" not in buf[esc:]:
+            cut = esc
+        self._marker_tail = buf[cut:]
+        region = buf[:cut]
+        pos = 0
+        for m in shell.MARKER.finditer(region):
+            if m.group(4) != self._nonce:
+                continue  # a forged marker: it stays part of the output
+            self._capture_bytes(region[pos : m.start()])
+            pos = m.end()
+            self._on_marker(m.group(1).decode(), m.group(2), m.group(3), now)
+        self._capture_bytes(region[pos:])
+
+    def _capture_bytes(self, chunk: bytes) -> None:
+        if self._capture is None or not chunk:
+            return
+        self._capture += chunk
+        excess = len(self._capture) - CAPTURE_LIMIT
+        if excess > 0:
+            del self._capture[:excess]
+            self._capture_dropped += excess
+
+    def _on_marker(self, kind: str, code: bytes | None, prompt_no: bytes | None, now: float) -> None:
+        self._counts[kind] += 1
+        if kind == "C":
+            self._capture = bytearray()
+            self._capture_dropped = 0
+        elif kind == "D":
+            number = int(prompt_no) if prompt_no is not None else self._prompt_no + 1
+            if number <= self._prompt_no:
+                return  # the same prompt drawn again (after SIGWINCH): no command ended
+            self._prompt_no = number
+            self.last_exit_code = int(code) if code is not None else None
+            self._last_d_time = now
+            if self._capture is not None:
+                self._last_capture = bytes(self._capture)
+                self._last_capture_dropped = self._capture_dropped
+            self._capture = None
+        elif kind == "B" and self._prompt_no > self._enter_prompt_no:
+            self._at_prompt = True
+
+    def _reply(self, data: str) -> None:
+        try:
+            os.write(self._fd, data.encode())
+        except OSError:
+            pass
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def _send(self, text: str) -> None:
+        if self._closed or self._eof:
+            raise TerminalError(self._gone_message())
+        data = text.encode("utf-8")
+        secret = self.echo_off_canonical()
+        with self._cond:
+            if any(c in text for c in "\r\n\x03\x04"):
+                self._at_prompt = False
+                self._enter_prompt_no = self._prompt_no
+        for listener in self.listeners:
+            listener.on_input(data, secret)
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self._fd, view)
+            except BlockingIOError:
+                select.select([], [self._fd], [], 1.0)
+                continue
+            except OSError as exc:
+                raise TerminalError(f"cannot write to the terminal: {exc}") from None
+            view = view[written:]
+
+    def type(self, text: str) -> None:
+        """Send text exactly as given (no key notation)."""
+        self._send(text)
+
+    def press(self, keys: str) -> None:
+        """Send keys in key notation, e.g. ``":wq<Enter>"`` or ``"<C-c>"``."""
+        with self._cond:
+            app_cursor = self._screen.app_cursor_keys
+        self._send(parse_keys(keys, app_cursor=app_cursor))
+
+    def echo_off_canonical(self) -> bool:
+        """True while a program reads a line with echo off: a password prompt."""
+        try:
+            lflag = termios.tcgetattr(self._fd)[3]
+        except (termios.error, OSError):
+            return False
+        return not (lflag & termios.ECHO) and bool(lflag & termios.ICANON)
+
+    # ---- commands ------------------------------------------------------------------------
+
+    def run(self, command: str, timeout: float = 600.0) -> CommandResult:
+        """Type a command at the prompt and return the moment the shell reports its exit code."""
+        if not self.integrated:
+            raise TerminalError("run() needs a shell with integration (bash or zsh)")
+        if "\n" in command or "\r" in command:
+            raise TerminalError("run() takes one line; join commands with ';' or '&&'")
+        with self._cond:
+            if not self._at_prompt:
+                raise TerminalError("the shell is not at its prompt; wait for it or interrupt() first")
+            p0, c0 = self._prompt_no, self._counts["C"]
+            self._capture = bytearray()
+            self._capture_dropped = 0
+        started = time.monotonic()
+        self._send(command + "\r")
+        self._wait_for(
+            lambda: self._prompt_no > p0 and self._at_prompt,
+            timeout,
+            f"command to finish: {command}",
+        )
+        with self._cond:
+            raw = self._last_capture
+            dropped = self._last_capture_dropped
+            saw_output_marker = self._counts["C"] > c0
+            code = self.last_exit_code
+            duration = self._last_d_time - started
+        output = render_output(raw.decode("utf-8", errors="replace"))
+        if not saw_output_marker:
+            # No C marker (an empty line or a syntax error): the capture starts with the echoed line.
+            output = output.partition("\n")[2]
+        return CommandResult(command, code if code is not None else -1, output, duration, dropped > 0)
+
+    def interrupt(self, grace: float = 1.0) -> None:
+        """Bring the prompt back: Ctrl-C, then SIGTERM, then SIGKILL to the foreground process group."""
+        if not self.integrated:
+            self.press("<C-c>")
+            return
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("Ctrl-C", lambda: self._send("\x03")),
+            ("SIGTERM", lambda: self._signal_foreground(signal.SIGTERM)),
+            ("SIGKILL", lambda: self._signal_foreground(signal.SIGKILL)),
+        ]
+        for _, step in steps:
+            step()
+            try:
+                self.wait_prompt(timeout=grace)
+                return
+            except TerminalTimeout:
+                continue
+        raise TerminalError("interrupt failed: the prompt did not come back after SIGKILL")
+
+    def _signal_foreground(self, sig: signal.Signals) -> None:
+        try:
+            pgrp = os.tcgetpgrp(self._fd)
+        except OSError:
+            return
+        if pgrp in (self.pid, 0):
+            return
+        try:
+            os.killpg(pgrp, sig)
+        except ProcessLookupError:
+            pass
+
+    # ---- waits ---------------------------------------------------------------------------
+
+    def _wait_for(self, done: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not done():
+                if self._eof:
+                    raise TerminalError(f"{self._gone_message()} while waiting for {what}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    snap = self._screen.snapshot()
+                    raise TerminalTimeout(f"timed out after {timeout:g}s waiting for {what}", snap)
+                self._cond.wait(remaining)
+
+    def wait_prompt(self, timeout: float = 30.0) -> None:
+        """Return once the shell shows its prompt (at once if it already does)."""
+        self._wait_for(lambda: self._at_prompt, timeout, "the shell prompt")
+
+    def wait_text(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> Snapshot:
+        """Wait until text (a string) or a regex (compiled) appears on the screen."""
+        if isinstance(pattern, str):
+            found = lambda: any(pattern in line for line in self._screen.text_lines())  # noqa: E731
+            what = f"text {pattern!r}"
+        else:
+            found = lambda: pattern.search("\n".join(self._screen.text_lines())) is not None  # noqa: E731
+            what = f"regex {pattern.pattern!r}"
+        self._wait_for(found, timeout, what)
+        return self.snapshot()
+
+    def wait_screen(self, predicate: Callable[[Snapshot], bool], timeout: float = 10.0) -> Snapshot:
+        """Wait until ``predicate(snapshot)`` holds."""
+        self._wait_for(lambda: predicate(self._screen.snapshot()), timeout, "the screen condition")
+        return self.snapshot()
+
+    def wait_idle(self, quiet_ms: int = 300, timeout: float = 10.0) -> Snapshot:
+        """Wait until nothing has been printed for ``quiet_ms``."""
+        quiet = quiet_ms / 1000
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                silent = now - self._last_output_time
+                if silent >= quiet or self._eof:
+                    return self._screen.snapshot()
+                if now >= deadline:
+                    snap = self._screen.snapshot()
+                    raise TerminalTimeout(
+                        f"timed out after {timeout:g}s waiting for {quiet_ms} ms of quiet", snap
+                    )
+                self._cond.wait(min(quiet - silent, deadline - now))
+
+    # ---- state ---------------------------------------------------------------------------
+
+    def snapshot(self, *, with_style: bool = False) -> Snapshot:
+        with self._cond:
+            return self._screen.snapshot(with_style=with_style)
+
+    def history(self) -> list[str]:
+        """Lines scrolled off the top of the main screen, oldest first."""
+        with self._cond:
+            return list(self._screen.history)
+
+    @property
+    def at_prompt(self) -> bool:
+        with self._cond:
+            return self._at_prompt
+
+    @property
+    def size(self) -> tuple[int, int]:
+        with self._cond:
+            return self._screen.columns, self._screen.lines
+
+    @property
+    def alive(self) -> bool:
+        return not self._eof and not self._closed
+
+    @property
+    def output_seq(self) -> int:
+        """Counts reads from the PTY; changes whenever anything was printed."""
+        with self._cond:
+            return self._output_seq
+
+    def resize(self, cols: int, rows: int) -> None:
+        """Resize the screen and the PTY; the child gets SIGWINCH."""
+        _check_size(cols, rows)
+        with self._cond:
+            self._screen.resize(rows, cols)
+        self._proc.setwinsize(rows, cols)
+
+    def wait_exit(self, timeout: float = 10.0) -> int | None:
+        """Wait for the program to end; its exit status (None if killed by a signal)."""
+        self._wait_for(lambda: self._eof, timeout, "the program to exit")
+        self._proc.close(force=True)
+        self._exit_status = self._proc.exitstatus
+        return self._exit_status
+
+    def _gone_message(self) -> str:
+        if self._closed:
+            return "the terminal is closed"
+        return "the program in the terminal exited"
+
+    # ---- closing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """End the program and everything it started in this terminal's session; reap them all."""
+        if self._closed:
+            return
+        self._closed = True
+        procs.end_session(self.pid)
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+        self._reader.join(timeout=5)
+        try:
+            self._proc.close(force=True)
+        except (pexpect.ExceptionPexpect, OSError):
+            pass
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._cleanup_files()
+
+    def _cleanup_files(self) -> None:
+        if self._launch:
+            for path in self._launch.cleanup:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_size(cols: int, rows: int) -> None:
+    for name, value in (("cols", cols), ("rows", rows)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise TerminalError(f"{name} must be a positive integer, got {value!r}")

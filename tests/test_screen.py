@@ -1,0 +1,68 @@
+"""The screen model and snapshots."""
+
+from __future__ import annotations
+
+import pyte
+
+from clive.screen import ScreenModel, Snapshot
+
+
+def _feed(screen: ScreenModel, text: str) -> ScreenModel:
+    pyte.Stream(screen).feed(text)
+    return screen
+
+
+def test_scrollback_keeps_lines_pushed_off_the_top():
+    screen = _feed(ScreenModel(20, 5, history=100), "".join(f"l{i}\r\n" for i in range(12)))
+    assert list(screen.history) == [f"l{i}" for i in range(8)]
+    assert screen.scrolled == 8
+    assert screen.text_lines() == ["l8", "l9", "l10", "l11", ""]
+
+
+def test_scrollback_is_bounded():
+    screen = _feed(ScreenModel(20, 5, history=3), "".join(f"l{i}\r\n" for i in range(12)))
+    assert list(screen.history) == ["l5", "l6", "l7"]
+
+
+def test_alternate_screen_leaves_the_main_screen_intact():
+    screen = _feed(ScreenModel(20, 5), "main text\r\n")
+    _feed(screen, "\x1b[?1049h\x1b[Hfull screen app")
+    assert screen.alternate and screen.text_lines()[0] == "full screen app"
+    _feed(screen, "\r\n" * 10)  # scrolling in the alternate screen does not reach scrollback
+    assert not screen.history
+    _feed(screen, "\x1b[?1049l")
+    assert not screen.alternate
+    assert screen.text_lines()[0] == "main text"
+    assert (screen.cursor.x, screen.cursor.y) == (0, 1)
+
+
+def test_snapshot_diff_names_only_changed_rows():
+    screen = _feed(ScreenModel(20, 5), "one\r\ntwo\r\n")
+    before = screen.snapshot()
+    _feed(screen, "three")
+    diff = screen.snapshot().diff(before)
+    assert diff.rows == ((2, "three"),)
+    assert diff.cursor == (5, 2)
+    assert "  3| three" in diff.render()
+    assert screen.snapshot().diff(screen.snapshot()).empty
+
+
+def test_snapshot_diff_after_resize_asks_for_a_full_screen():
+    before = ScreenModel(20, 5).snapshot()
+    assert ScreenModel(30, 5).snapshot().diff(before) is None
+
+
+def test_snapshot_json_round_trip_with_styles():
+    screen = _feed(ScreenModel(20, 3), "\x1b]2;my title\x07\x1b[1;31mred\x1b[0m plain 漢")
+    snap = screen.snapshot(with_style=True)
+    again = Snapshot.from_json(snap.to_json())
+    assert again == snap
+    assert again.styles == snap.styles
+    assert snap.title == "my title"
+    assert snap.styles[0][0].fg == "red" and snap.styles[0][0].bold
+    assert snap.lines[0] == "red plain 漢"
+
+
+def test_private_sgr_is_ignored():
+    screen = _feed(ScreenModel(20, 3), "\x1b[>4;2mok")
+    assert screen.text_lines()[0] == "ok"
