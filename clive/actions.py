@@ -131,7 +131,7 @@ def _parse_wait(raw: dict[str, Any] | str) -> Wait:
     if isinstance(raw, str):
         raw = {"kind": raw}
     kind = raw.get("kind", "idle")
-    if kind not in WAIT_KINDS:
+    if not isinstance(kind, str) or kind not in WAIT_KINDS:
         raise ActionError(f"wait.kind: unknown kind {kind!r} (expected one of {', '.join(WAIT_KINDS)})")
     unknown = set(raw) - {"kind", "value", "timeout"}
     if unknown:
@@ -160,7 +160,7 @@ def parse_action(raw: Any) -> Action:
     if not isinstance(raw, dict):
         raise ActionError(f"an action must be a mapping, got {type(raw).__name__}")
     kind = raw.get("type")
-    if kind not in _FIELDS:
+    if not isinstance(kind, str) or kind not in _FIELDS:
         raise ActionError(f"type: unknown action {kind!r} (expected one of {', '.join(ACTION_TYPES)})")
     cls, spec = _FIELDS[kind]
     unknown = set(raw) - set(spec) - {"type"}

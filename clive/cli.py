@@ -5,24 +5,73 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from clive import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-class UsageError(Exception):
-    """Bad usage or bad input: exit code 2."""
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2 like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="clive",
         description="An agent that inhabits a terminal: it reads the screen, types keys, and "
         "keeps or discards experiments in git.",
+        epilog="Exit codes: 0 done, 1 the run failed, 2 bad usage or input, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"clive {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser(
+        "run",
+        help="run a playbook headless (progress on stderr)",
+        description="Run a playbook: an experiment loop (eval + metric) or scripted steps.",
+    )
+    run.add_argument("playbook", nargs="?", type=Path, help="the playbook (.md); optional with --resume")
+    run.add_argument("--policy", choices=("scripted", "claude"), default="scripted",
+                     help="who decides: the offline scripted policy (default) or Claude")
+    run.add_argument("--workdir", type=Path, help="the folder or git repository to work on")
+    run.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings go")
+    run.add_argument("--max-experiments", type=_positive, metavar="N", help="stop after N experiments")
+    run.add_argument("--max-cycles", type=_positive, metavar="N", help="stop after N observe-act cycles")
+    run.add_argument("--resume", metavar="SESSION", help="continue an interrupted or killed session")
+    run.add_argument("--model", help="model for --policy claude (default: $CLIVE_MODEL)")
+    run.add_argument("--approve", action="store_true", help="ask before every action (on stdin)")
+    run.add_argument("--deny", action="append", default=[], metavar="REGEX",
+                     help="refuse commands matching REGEX (adds to the built-in guard)")
+    run.add_argument("--tui", action="store_true", help="watch the run live in the viewer")
+
+    sessions = sub.add_parser("sessions", help="list recorded sessions, one line each")
+    sessions.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings are")
+
+    replay = sub.add_parser("replay", help="open a recorded session")
+    replay.add_argument("session", help="a session id or folder")
+    replay.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings are")
+    replay.add_argument("--print", action="store_true", dest="print_",
+                        help="print the cycle timeline to stdout instead of opening the viewer")
+
+    tui = sub.add_parser("tui", help="the interactive co-pilot")
+    tui.add_argument("playbook", nargs="?", type=Path)
+    tui.add_argument("--sessions", type=Path, default=Path("sessions"))
+
     sub.add_parser("demo", help="drive bash and vim in a real PTY and show what clive sees")
     return parser
 
@@ -33,16 +82,70 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    try:
-        if args.command == "demo":
-            from clive.demo import run_demo
+    from clive.checkpoint import WorkspaceError
+    from clive.playbook import PlaybookError
+    from clive.policy import PolicyError
+    from clive.record import SessionError
+    from clive.runner import BadInput, RunFailed
+    from clive.terminal import TerminalError
 
-            return run_demo()
-    except UsageError as exc:
+    try:
+        return _dispatch(args)
+    except (BadInput, PlaybookError, SessionError, WorkspaceError) as exc:
         print(f"clive: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (RunFailed, PolicyError, TerminalError) as exc:
+        print(f"clive: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("clive: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    parser.error(f"unknown command {args.command!r}")
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from clive.demo import run_demo
+
+        return run_demo()
+    if args.command == "run":
+        from clive.runner import BadInput, RunOptions, run
+
+        if args.tui:
+            raise BadInput("--tui is not available yet: the viewer has not landed (run headless)")
+        return run(
+            RunOptions(
+                playbook=args.playbook,
+                policy=args.policy,
+                workdir=args.workdir,
+                sessions=args.sessions,
+                max_experiments=args.max_experiments,
+                resume=args.resume,
+                model=args.model,
+                approve=args.approve,
+                deny=tuple(args.deny),
+                max_cycles=args.max_cycles,
+            )
+        )
+    if args.command == "sessions":
+        from clive.record import format_sessions, list_sessions
+
+        for line in format_sessions(list_sessions(args.sessions)):
+            print(line)
+        return EXIT_OK
+    if args.command == "replay":
+        from clive.record import SessionReader, format_timeline
+        from clive.runner import BadInput, _session_dir
+
+        reader = SessionReader.open(_session_dir(args.sessions, args.session))
+        if not args.print_:
+            raise BadInput("the replay viewer has not landed yet: use --print")
+        for line in format_timeline(reader):
+            print(line)
+        for problem in reader.problems:
+            print(f"clive: {problem}", file=sys.stderr)
+        return EXIT_OK
+    if args.command == "tui":
+        from clive.runner import BadInput
+
+        raise BadInput("the co-pilot viewer has not landed yet")
     return EXIT_USAGE

@@ -73,6 +73,21 @@ class ScreenModel(pyte.Screen):
         self._reply = reply
         super().__init__(columns, lines)
 
+    # clive.fastfeed may leave the bottom rows of a flood unbuilt: their text is known at once, their
+    # cells are made the first time anything reads `buffer` (or resizes), so a flood costs no cells.
+    _pending: Any = None
+
+    @property
+    def buffer(self) -> dict[int, Any]:
+        if self._pending is not None:
+            self._pending.flush(self)
+        return self._buffer
+
+    @buffer.setter
+    def buffer(self, value: dict[int, Any]) -> None:
+        self._pending = None
+        self._buffer = value
+
     # The alternate screen: full-screen programs draw there and leave the main screen intact.
     def set_mode(self, *modes: int, **kwargs: Any) -> None:
         shifted = [m << 5 for m in modes] if kwargs.get("private") else list(modes)
@@ -132,6 +147,8 @@ class ScreenModel(pyte.Screen):
         super().reset()
 
     def resize(self, lines: int | None = None, columns: int | None = None) -> None:
+        if self._pending is not None:
+            self._pending.flush(self)
         if self.alternate and self._saved_main is not None:
             saved, cursor = self._saved_main
             lines_now = lines if lines is not None else self.lines
@@ -157,6 +174,8 @@ class ScreenModel(pyte.Screen):
         return mo.DECTCEM in self.mode and not self.cursor.hidden
 
     def text_lines(self) -> list[str]:
+        if self._pending is not None:
+            return self._pending.text_lines(self)
         return [_line_text(self.buffer[y], self.columns) for y in range(self.lines)]
 
     def snapshot(self, *, with_style: bool = False) -> Snapshot:

@@ -20,7 +20,7 @@ from typing import Protocol
 import pexpect
 import pyte
 
-from clive import procs, shell
+from clive import procs, shell, termstate
 from clive.keys import parse_keys
 from clive.plaintext import render_output
 from clive.screen import ScreenModel, Snapshot
@@ -28,6 +28,10 @@ from clive.screen import ScreenModel, Snapshot
 # Captured command output is bounded; past this the oldest bytes are dropped and the result says so.
 CAPTURE_LIMIT = 8 * 1024 * 1024
 READ_SIZE = 65536
+# wait_ready's re-checks after output (seconds): see wait_ready.
+_READY_FIRST_CHECK = 0.0002
+_READY_LAST_QUICK_CHECK = 0.005
+_READY_SLOW_CHECK = 0.05
 
 
 class TerminalError(Exception):
@@ -78,6 +82,10 @@ def clean_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 class Terminal:
     """One program (by default a shell with integration) in a real PTY, read into a screen model."""
+
+    # True from the reader's select() to the end of _ingest: bytes may be off the PTY but not yet on
+    # the screen, so wait_ready must not yet trust the screen.
+    _reading = False
 
     def __init__(
         self,
@@ -183,6 +191,7 @@ class Terminal:
                 break
             if self._wake_r in ready:
                 break
+            self._reading = True
             try:
                 data = os.read(fd, READ_SIZE)
             except OSError:
@@ -209,6 +218,7 @@ class Terminal:
                 self._stream = type(self._stream)(self._screen)
             self._last_output_time = now
             self._output_seq += 1
+            self._reading = False
             self._cond.notify_all()
 
     def _scan_markers(self, data: bytes, now: float) -> None:
@@ -420,7 +430,64 @@ class Terminal:
                     )
                 self._cond.wait(min(quiet - silent, deadline - now))
 
+    def wait_ready(self, timeout: float = 30.0) -> termstate.TerminalState:
+        """Return as soon as it is our turn: the foreground waits for a line, keys or a secret, the
+        prompt is back, or the program exited. Raises TerminalTimeout while it still works."""
+        # The kernel has no event for "a process started to block on the terminal", so this is
+        # event-driven with a short bounded backoff, not an idle timeout or a list of screen regexes:
+        # a program prints its question just before it blocks, so the state is checked on every
+        # output, then again after 0.2, 0.4, ... 5 ms (the gap between the write and the read); after
+        # that, on the next output or every 50 ms, for programs that block without printing.
+        deadline = time.monotonic() + timeout
+        delay = _READY_FIRST_CHECK
+        while True:
+            facts, seq = self._state_facts()
+            state = termstate.read_state(facts)
+            if state.activity in (termstate.Activity.AT_PROMPT, termstate.Activity.EXITED):
+                return state
+            # Trust a waiting state only once the screen holds all the program wrote before it blocked.
+            if state.ready and not termstate.output_pending(self._fd) and not self._reading:
+                with self._cond:
+                    if self._output_seq == seq:
+                        return state
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TerminalTimeout(
+                    f"timed out after {timeout:g}s waiting for the program to be ready: {state.describe()}",
+                    self.snapshot(),
+                )
+            with self._cond:
+                if self._output_seq == seq and not self._eof:
+                    self._cond.wait(min(delay, remaining))
+                output = self._output_seq != seq
+            if output:
+                delay = _READY_FIRST_CHECK
+            elif delay < _READY_LAST_QUICK_CHECK:
+                delay = min(delay * 2, _READY_LAST_QUICK_CHECK)
+            else:
+                delay = _READY_SLOW_CHECK
+
     # ---- state ---------------------------------------------------------------------------
+
+    def state(self) -> termstate.TerminalState:
+        """What the terminal is doing now: at the prompt, waiting for input, running, blocked, exited."""
+        return termstate.read_state(self._state_facts()[0])
+
+    def _state_facts(self) -> tuple[termstate.TerminalFacts, int]:
+        with self._cond:
+            now = time.monotonic()
+            facts = termstate.TerminalFacts(
+                fd=self._fd,
+                leader=self.pid,
+                integrated=self.integrated,
+                at_prompt=self._at_prompt,
+                ended=self._eof or self._closed,
+                question=termstate.question_at_cursor(self._screen),
+                alternate=self._screen.alternate,
+                output_age=now - self._last_output_time,
+                prompt_age=now - self._last_d_time if self._last_d_time else None,
+            )
+            return facts, self._output_seq
 
     def snapshot(self, *, with_style: bool = False) -> Snapshot:
         with self._cond:

@@ -1,0 +1,1 @@
+"""Policies that decide clive's next action: one small module each."""
