@@ -54,7 +54,8 @@ class SweepPolicy:
     def restore(self, rows: Iterable[tuple[str, str, str]]) -> None:
         """Rebuild what was tried from results.tsv rows (description, status, commit) on resume."""
         for description, status, commit in rows:
-            name, _, value = description.partition(" = ")
+            # The loop appends why an experiment failed in parentheses: "mode = x (eval failed …)".
+            name, _, value = description.split(" (", 1)[0].partition(" = ")
             if value:
                 self._tried.add((self._best_id, name, value))
             self.record(description, status, commit)
