@@ -23,7 +23,7 @@ from clive.playbook import Playbook, load_playbook, missing_requirements
 from clive.policies.scripted import ScriptedPolicy
 from clive.policies.sweep import SweepPolicy
 from clive.policy import Policy
-from clive.record import Recorder, SessionError
+from clive.record import Recorder, SessionError, SessionReader
 from clive.terminal import Terminal
 
 COLS, ROWS = 120, 32
@@ -175,6 +175,8 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None) -> int:
                 approve=approve_on_stdin if options.approve else None,
             )
             policy = make_policy(policy_name, pb, terminal, workdir, options.model)
+            if resume_meta is not None and isinstance(policy, ScriptedPolicy):
+                policy.skip(_steps_done(recorder.path))
             with stop_on_ctrl_c(agent, terminal):
                 if resume_meta is None:
                     _setup(pb, agent, say)
@@ -189,6 +191,12 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None) -> int:
         return 130
     finally:
         recorder.close(status)
+
+
+def _steps_done(session_dir: Path) -> int:
+    """How many scripted steps an earlier run of the session carried out (its policy cycles)."""
+    reader = SessionReader.open(session_dir)
+    return sum(1 for c in reader.cycles() if c.get("source") == "policy" and c["action"]["type"] != "done")
 
 
 def _session_dir(sessions: Path, ref: str) -> Path:

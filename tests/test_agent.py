@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from clive.actions import Done, EditFile, Keys, ReadFile, Run, Wait, WriteFile, parse_action

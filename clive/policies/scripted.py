@@ -62,5 +62,9 @@ class ScriptedPolicy:
                 f"its last line is {last.strip()!r}"
             )
 
+    def skip(self, count: int) -> None:
+        """Resume after ``count`` steps that an earlier run already carried out."""
+        self._next = min(count, len(self.steps))
+
     def new_context(self, briefing: str) -> None:
         """Steps carry no conversation; nothing to forget."""

@@ -1,0 +1,164 @@
+"""`clive` as a user runs it: a steps playbook, Ctrl-C, SIGKILL and resume, --approve, bad usage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CLIVE = [sys.executable, "-m", "clive"]
+
+STEPS_PLAYBOOK = """\
+---
+name: hello-c
+steps:
+  - type: keys
+    keys: "vim -u NONE -N hello.c<Enter>"
+    wait: {kind: text, value: '"hello.c" [New]'}
+  - type: keys
+    keys: 'i#include <lt>stdio.h><Enter>int main(void) { printf("%d\\n", 6 * 7); return 0; }<Esc>'
+    wait: {kind: idle, value: 200}
+  - type: keys
+    keys: ":wq<Enter>"
+    wait: {kind: prompt}
+  - gcc -O2 -o hello hello.c
+  - type: run
+    command: ./hello
+    expect: "42"
+---
+Write, build and run a C program.
+"""
+
+SLOW_PLAYBOOK = """\
+---
+name: slow
+steps:
+  - echo step-one
+  - sleep 4.5
+  - echo step-three
+---
+Three steps, the second slow.
+"""
+
+
+def _clive(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLIVE, *args], cwd=cwd, capture_output=True, text=True, timeout=120, **kw)
+
+
+def _events(session: Path) -> list[dict]:
+    return [json.loads(line) for line in (session / "events.jsonl").read_text().splitlines() if line.strip()]
+
+
+def test_steps_playbook_writes_compiles_and_runs_c_offline(tmp_path):
+    (tmp_path / "hello.md").write_text(STEPS_PLAYBOOK)
+    done = _clive("run", "hello.md", cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert "done: all 5 steps done" in done.stderr
+    assert "printf" in (tmp_path / "hello.c").read_text()
+    (session,) = (tmp_path / "sessions").iterdir()
+    cycles = [e for e in _events(session) if e["type"] == "cycle"]
+    assert cycles[4]["outcome"]["output"] == "42"
+    listing = _clive("sessions", cwd=tmp_path)
+    assert session.name in listing.stdout and "done" in listing.stdout
+    timeline = _clive("replay", session.name, "--print", cwd=tmp_path)
+    assert timeline.returncode == 0
+    assert "./hello" in timeline.stdout and "exit 0" in timeline.stdout
+
+
+def _start_slow(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    (tmp_path / "slow.md").write_text(SLOW_PLAYBOOK)
+    proc = subprocess.Popen([*CLIVE, "run", "slow.md"], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    session = None
+    while time.monotonic() < deadline:
+        sessions = list((tmp_path / "sessions").glob("*/events.jsonl"))
+        if sessions and "step-one" in sessions[0].read_text():
+            session = sessions[0].parent
+            break
+        time.sleep(0.05)
+    assert session is not None, "the run did not start"
+    time.sleep(0.3)  # let it type `sleep 4.5`
+    return proc, session
+
+
+def test_ctrl_c_stops_at_a_safe_point_and_exits_130(tmp_path):
+    proc, session = _start_slow(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    meta = json.loads((session / "meta.json").read_text())
+    assert meta["status"] == "interrupted" and meta["ended"]
+    commands = [e["action"].get("command") for e in _events(session) if e["type"] == "cycle"]
+    assert commands == ["echo step-one", "sleep 4.5"]  # step three never started
+
+
+def test_sigkill_loses_nothing_completed_and_resume_finishes(tmp_path):
+    proc, session = _start_slow(tmp_path)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    timeline = _clive("replay", str(session), "--print", cwd=tmp_path)
+    assert timeline.returncode == 0
+    assert "echo step-one" in timeline.stdout
+    # The killed run's shell and its command got the PTY's hangup: nothing of it is left running.
+    deadline = time.monotonic() + 5
+    while subprocess.run(["pgrep", "-f", "sleep 4.5"], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "the killed run left a process behind"
+        time.sleep(0.05)
+    resumed = _clive("run", "--resume", session.name, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert resumed.returncode == 0, resumed.stderr
+    commands = [e["action"].get("command") for e in _events(session) if e["type"] == "cycle"]
+    # The step in flight when the run was killed is run again; the one before it is not.
+    assert commands == ["echo step-one", "sleep 4.5", "echo step-three", None]
+    assert json.loads((session / "meta.json").read_text())["status"] == "done"
+
+
+def test_approve_asks_on_stdin_and_a_no_is_recorded_as_refused(tmp_path):
+    (tmp_path / "two.md").write_text("---\nname: two\nsteps:\n  - echo first-ok\n  - echo second-no\n---\n")
+    done = _clive("run", "two.md", "--approve", cwd=tmp_path, input="y\nn\ny\n")
+    assert done.returncode == 0, done.stderr
+    assert "approve? [y]es / [n]o / [e]dit" in done.stderr
+    (session,) = (tmp_path / "sessions").iterdir()
+    cycles = [e for e in _events(session) if e["type"] == "cycle"]
+    assert cycles[0]["outcome"]["output"] == "first-ok"
+    assert cycles[1]["outcome"]["refused"] and "rejected" in cycles[1]["outcome"]["error"]
+    assert "second-no" not in (session / "terminal.cast").read_text().replace("echo second-no", "")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "missing.md"], "missing.md:1: file: no such file"),
+        (["run", "--max-experiments", "0", "x.md"], "must be positive, got 0"),
+        (["run", "--policy", "gpt", "x.md"], "invalid choice: 'gpt'"),
+        (["bogus"], "invalid choice: 'bogus'"),
+        (["replay", "nope", "--print"], "no such session: nope"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(tmp_path, args, message):
+    done = _clive(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_claude_without_a_key_says_how_to_set_it(tmp_path):
+    (tmp_path / "p.md").write_text("# just prose\nDo something useful.\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC")}
+    done = _clive("run", "p.md", "--policy", "claude", cwd=tmp_path, env=env)
+    assert done.returncode == 1
+    assert "ANTHROPIC_API_KEY is not set" in done.stderr and "--policy scripted" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_help_lists_every_command(tmp_path):
+    done = _clive("--help", cwd=tmp_path)
+    for command in ("run", "sessions", "replay", "tui", "demo"):
+        assert command in done.stdout
