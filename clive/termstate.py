@@ -14,6 +14,8 @@ clive owns the PTY, so it can ask instead of guessing from the screen:
   secret, non-canonical single keys.
 - Input already typed but not yet read does not count as waiting: ``poll`` on the slave side flushes the
   kernel's flip buffer and says whether input is pending (a line in canonical mode).
+- A wait on the terminal with a timeout of at most SHORT_WAIT is a program waiting for the terminal's
+  answer (vim as it exits), not for a person.
 
 Without /proc (macOS) the state is guessed from termios and the screen, and says so (``exact=False``).
 """
@@ -28,7 +30,7 @@ import select
 import stat
 import struct
 import termios
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -139,6 +141,7 @@ def _row_text(line: Any, columns: int) -> str:
 
 # ---- syscalls -----------------------------------------------------------------------------------
 
+# fmt: off
 _SYSCALLS = {
     "x86_64": {
         "read": 0, "readv": 19, "pread64": 17, "write": 1, "poll": 7, "select": 23, "pselect6": 270,
@@ -152,6 +155,7 @@ _SYSCALLS = {
         "clock_nanosleep": 115, "futex": 98, "rt_sigsuspend": 133,
     },
 }
+# fmt: on
 _MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}
 _BY_NAME = _SYSCALLS.get(_MACHINE.get(platform.machine(), platform.machine()), {})
 _BY_NUMBER = {number: name for name, number in _BY_NAME.items()}
@@ -186,6 +190,7 @@ class _Proc:
     name: str
     state: str
     pgrp: int
+    session: int
     threads: int
     start_ticks: int
 
@@ -255,48 +260,56 @@ def _parse_stat(pid: int, raw: bytes) -> _Proc | None:
     fields = text[close + 2 :].split()
     try:
         name = text[text.find("(") + 1 : close]
-        return _Proc(pid, name, fields[0], int(fields[2]), int(fields[17]), int(fields[19]))
+        return _Proc(pid, name, fields[0], int(fields[2]), int(fields[3]), int(fields[17]), int(fields[19]))
     except (IndexError, ValueError):
         return None
 
 
-def _group(proc: str, pgrp: int) -> list[_Proc] | None:
-    """The live processes of process group ``pgrp``; None when /proc cannot be read."""
-    candidates = _candidates(proc, pgrp)
-    if candidates is None:
-        return None
+# Per session: the newest pid when /proc was last scanned, and the pids of the session then. A process
+# cannot join a session it was not born in, so the session's processes now are among those pids and
+# the ones handed out since: re-reading only them keeps a check to a few reads instead of all of /proc.
+_scans: dict[tuple[str, int], tuple[int, frozenset[int]]] = {}
+_SCANS_KEPT = 64
+_NEW_PIDS_PROBED = 64
+
+
+def _group(proc: str, session: int, pgrp: int) -> list[_Proc] | None:
+    """The live processes of process group ``pgrp`` in ``session``; None when /proc cannot be read."""
+    newest = _newest_pid(proc)
+    known = _scans.get((proc, session))
+    candidates: Iterable[int]
+    if newest is not None and known is not None and 0 <= newest - known[0] <= _NEW_PIDS_PROBED:
+        candidates = sorted(known[1].union(range(known[0] + 1, newest + 1)))
+    else:  # the first look, many new processes, or pids wrapped around: read them all
+        try:
+            candidates = [int(e) for e in os.listdir(proc) if e.isdigit()]
+        except OSError:
+            return None
+    in_session = set()
     members = []
     for pid in candidates:
         raw = _read(f"{proc}/{pid}/stat", 1024)
-        if raw is None:
+        p = _parse_stat(pid, raw) if raw else None
+        if p is None or p.session != session:
             continue
-        p = _parse_stat(pid, raw)
-        if p is not None and p.pgrp == pgrp and p.state not in "ZX":
+        in_session.add(pid)
+        if p.pgrp == pgrp and p.state not in "ZX":
             members.append(p)
+    if newest is not None:
+        if len(_scans) >= _SCANS_KEPT:
+            _scans.clear()
+        _scans[(proc, session)] = (newest, frozenset(in_session))
     members.sort(key=lambda p: (p.pid != pgrp, p.pid))
     return members
 
 
-def _candidates(proc: str, pgrp: int) -> Sequence[int] | None:
-    """Pids that may belong to group ``pgrp``; None when /proc cannot be read."""
-    # Members are forked after the group's leader, so their pids are larger unless pids wrapped
-    # around since; /proc/loadavg's last field, the newest pid, tells. When few pids were handed
-    # out since the group began, trying each is cheaper than listing /proc.
-    newest = None
+def _newest_pid(proc: str) -> int | None:
+    """The pid handed out last (the last field of /proc/loadavg)."""
     loadavg = _read(f"{proc}/loadavg", 256)
-    if loadavg:
-        try:
-            newest = int(loadavg.split()[-1])
-        except (IndexError, ValueError):
-            newest = None
-    if newest is not None and 0 <= newest - pgrp < 64:
-        return range(pgrp, newest + 1)
     try:
-        entries = os.listdir(proc)
-    except OSError:
+        return int(loadavg.split()[-1]) if loadavg else None
+    except (IndexError, ValueError):
         return None
-    low = pgrp if newest is not None and newest >= pgrp else 0
-    return [int(e) for e in entries if e.isdigit() and int(e) >= low]
 
 
 def _tasks(proc: str, p: _Proc) -> list[_Task]:
@@ -484,9 +497,7 @@ def read_state(facts: TerminalFacts, *, proc: str = "/proc") -> TerminalState:
         return TerminalState(Activity.EXITED, "", question=question)
     if facts.integrated and facts.at_prompt:
         # OSC 133 says so exactly, on every platform.
-        return TerminalState(
-            Activity.AT_PROMPT, "shell", facts.leader, since=facts.prompt_age, question=question
-        )
+        return TerminalState(Activity.AT_PROMPT, "shell", facts.leader, since=facts.prompt_age, question=question)
     try:
         pgrp = os.tcgetpgrp(facts.fd)
     except OSError:
@@ -498,7 +509,7 @@ def read_state(facts: TerminalFacts, *, proc: str = "/proc") -> TerminalState:
 def _kernel_state(facts: TerminalFacts, pgrp: int, question: str, proc: str) -> TerminalState | None:
     # The pending-input check comes first: what /proc shows afterwards is after that input was read.
     slave, pending = _slave_facts(facts.fd)
-    members = _group(proc, pgrp)
+    members = _group(proc, facts.leader, pgrp)
     if members is None:
         return None
     lflag = _lflag(facts.fd)
