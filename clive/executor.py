@@ -152,6 +152,14 @@ class Executor:
         refused = self._refusal(typed)
         if refused:
             return refused
+        if self.terminal.echo_off_canonical():
+            # A password prompt: clive never types a secret it would have to make up or record.
+            return Outcome(
+                False,
+                "refused: the program is asking for a password; clive does not type secrets "
+                "(run it where a person can answer, or give the credential through the environment)",
+                refused=True,
+            )
         self.terminal.press(action.keys)
         wait = action.wait
         if wait.kind == "prompt":

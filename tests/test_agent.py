@@ -181,3 +181,13 @@ def test_stop_request_ends_the_loop_as_interrupted(world):
     assert outcome.status == "interrupted"
 
 
+
+
+def test_keys_are_never_typed_into_a_password_prompt(world):
+    term, agent, rec, _ = world
+    agent.act(Keys("read -s -p 'Password: ' pw; echo got=${#pw}<Enter>", Wait("ready", None, 10)))
+    assert term.state().activity == "waiting_secret"
+    outcome = agent.act(Keys("hunter2<Enter>", Wait("none")))
+    assert outcome.refused and "asking for a password" in outcome.text
+    assert "[password requested" in agent.observe().state
+    term.interrupt()
