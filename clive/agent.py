@@ -87,9 +87,12 @@ class Agent:
         self.totals = Totals()
         self.approve = approve  # callable(Action) -> Action | None (None = rejected)
         self.started = time.monotonic()
-        self._previous: Snapshot | None = None
+        # The last screen the policy saw, per screen: coming back from vim to the shell, the diff is
+        # against the shell screen it saw before, not against vim's.
+        self._seen: dict[bool, Snapshot] = {}
         self._feedback: str | None = None
         self._stop = threading.Event()
+        self._last_alternate = False
 
     # ---- the loop -----------------------------------------------------------------------
 
@@ -153,12 +156,17 @@ class Agent:
     def observe(self, *, full: bool = False) -> Observation:
         """The screen for the policy: whole the first time, after a clear or when asked, else what changed."""
         snap = self.terminal.snapshot()
-        diff = None if full else snap.diff(self._previous)
+        previous = self._seen.get(snap.alternate)
+        if previous is not None and snap.alternate != self._last_alternate:
+            previous = Snapshot(previous.lines, previous.cursor, previous.columns, previous.rows,
+                                previous.title, previous.cursor_visible, not snap.alternate)
+        diff = None if full or previous is None else snap.diff(previous)
         if diff is None or len(diff.rows) > FULL_SCREEN_SHARE * snap.rows:
             kind, screen = "full", snap.render()
         else:
             kind, screen = "diff", "" if diff.empty else diff.render()
-        self._previous = snap
+        self._seen[snap.alternate] = snap
+        self._last_alternate = snap.alternate
         state = None
         describe = getattr(self.terminal, "state", None)
         if describe is not None:

@@ -137,7 +137,9 @@ class Executor:
                 duration=action.timeout,
             )
         text = f"exit code {result.exit_code} after {result.duration:.2f}s"
-        if result.output:
+        lines = result.output.count("\n") + 1 if result.output else 0
+        if lines > self.terminal.size[1] - 3:
+            # Output that scrolled past the screen: the screen diff shows only its tail.
             text += "\n" + excerpt(result.output)
         return Outcome(
             result.exit_code == 0,

@@ -46,7 +46,7 @@ class Observation:
         head += "]"
         parts.append(head)
         if self.kind == "diff":
-            parts.append("[screen changes since last cycle]" if self.screen else "[screen unchanged]")
+            parts.append("[changed rows]" if self.screen else "[screen unchanged]")
         if self.screen:
             parts.append(self.screen)
         return "\n".join(parts)

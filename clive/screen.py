@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import copy
 import json
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +35,12 @@ class StyleRun:
     reverse: bool = False
 
 
+_cell_data = operator.attrgetter("data")
+
+
 def _line_text(line: Any, columns: int) -> str:
     # pyte stores a wide character at x and an empty stub at x + 1; joining the data skips the stub.
-    return "".join(line[x].data for x in range(columns)).rstrip()
+    return "".join(map(_cell_data, map(line.__getitem__, range(columns)))).rstrip()
 
 
 def _line_styles(line: Any, columns: int) -> tuple[StyleRun, ...]:
@@ -202,10 +206,18 @@ class ScreenDiff:
     cursor: tuple[int, int]
     title: str | None  # None when unchanged
     alternate: bool | None  # None when unchanged
+    scrolled: int = 0  # the old screen moved up this many lines before ``rows`` were applied
 
     @property
     def empty(self) -> bool:
-        return not self.rows and self.title is None and self.alternate is None
+        return not self.rows and self.title is None and self.alternate is None and not self.scrolled
+
+    def apply(self, previous: Snapshot) -> tuple[str, ...]:
+        """The lines this diff turns ``previous`` into (what a reader of the diff reconstructs)."""
+        lines = list(previous.lines[self.scrolled :]) + [""] * self.scrolled
+        for y, text in self.rows:
+            lines[y] = text
+        return tuple(lines)
 
     def render(self) -> str:
         """A compact text form for a model: one line per changed row."""
@@ -214,6 +226,8 @@ class ScreenDiff:
             out.append("[alternate screen]" if self.alternate else "[main screen]")
         if self.title is not None:
             out.append(f"[title: {self.title}]")
+        if self.scrolled:
+            out.append(f"[scrolled up {self.scrolled} lines]")
         out.extend(f"{y + 1:>3}| {text}" for y, text in self.rows)
         out.append(f"[cursor row {self.cursor[1] + 1}, col {self.cursor[0] + 1}]")
         return "\n".join(out)
@@ -224,6 +238,7 @@ class ScreenDiff:
             "cursor": list(self.cursor),
             "title": self.title,
             "alternate": self.alternate,
+            "scrolled": self.scrolled,
         }
 
 
@@ -254,15 +269,17 @@ class Snapshot:
         """Rows that changed since ``previous``; None when a full snapshot is needed instead."""
         if previous is None or (previous.columns, previous.rows) != (self.columns, self.rows):
             return None
-        rows = tuple(
-            (y, line) for y, (line, old) in enumerate(zip(self.lines, previous.lines, strict=True))
-            if line != old
-        )
+        # Output that scrolls the screen changes every row; described as a scroll plus the new
+        # rows, it costs only what is new.
+        shift = _best_scroll(previous.lines, self.lines)
+        base = list(previous.lines[shift:]) + [""] * shift
+        rows = tuple((y, line) for y, (line, old) in enumerate(zip(self.lines, base, strict=True)) if line != old)
         return ScreenDiff(
             rows=rows,
             cursor=self.cursor,
             title=self.title if self.title != previous.title else None,
             alternate=self.alternate if self.alternate != previous.alternate else None,
+            scrolled=shift,
         )
 
     def render(self) -> str:
@@ -317,6 +334,33 @@ class Snapshot:
     @classmethod
     def from_json(cls, text: str) -> Snapshot:
         return cls.from_dict(json.loads(text))
+
+
+def _best_scroll(old: tuple[str, ...], new: tuple[str, ...]) -> int:
+    """The upward shift of ``old`` that leaves the fewest rows to send (0 when none helps)."""
+    rows = len(old)
+
+    def changed(shift: int) -> int:
+        return sum(1 for y in range(rows) if new[y] != (old[y + shift] if y + shift < rows else ""))
+
+    best, best_changed = 0, changed(0)
+    if best_changed <= 1:
+        return 0
+    # Candidate shifts: where the old screen's non-empty rows reappear higher up.
+    positions: dict[str, list[int]] = {}
+    for y, line in enumerate(old):
+        if line:
+            positions.setdefault(line, []).append(y)
+    candidates = set()
+    for y, line in enumerate(new):
+        for oy in positions.get(line, ()):
+            if oy > y:
+                candidates.add(oy - y)
+    for shift in sorted(candidates):
+        count = changed(shift)
+        if count < best_changed:
+            best, best_changed = shift, count
+    return best
 
 
 def display_width(text: str) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pyte
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clive.screen import ScreenModel, Snapshot
 
@@ -66,3 +68,25 @@ def test_snapshot_json_round_trip_with_styles():
 def test_private_sgr_is_ignored():
     screen = _feed(ScreenModel(20, 3), "\x1b[>4;2mok")
     assert screen.text_lines()[0] == "ok"
+
+
+def test_a_scroll_is_sent_as_a_shift_plus_the_new_rows():
+    screen = _feed(ScreenModel(20, 10), "".join(f"row {i}\r\n" for i in range(9)) + "$ ")
+    before = screen.snapshot()
+    _feed(screen, "ls\r\nout a\r\nout b\r\n$ ")
+    after = screen.snapshot()
+    diff = after.diff(before)
+    assert diff.scrolled == 3
+    assert diff.apply(before) == after.lines
+    assert len(diff.rows) <= 4
+    assert "[scrolled up 3 lines]" in diff.render()
+
+
+@given(
+    st.lists(st.sampled_from(["a", "b", "c", ""]), min_size=6, max_size=6),
+    st.lists(st.sampled_from(["a", "b", "c", "d", ""]), min_size=6, max_size=6),
+)
+def test_applying_a_diff_always_rebuilds_the_new_screen(old, new):
+    before = Snapshot(lines=tuple(old), cursor=(0, 0), columns=10, rows=6)
+    after = Snapshot(lines=tuple(new), cursor=(0, 0), columns=10, rows=6)
+    assert after.diff(before).apply(before) == after.lines
