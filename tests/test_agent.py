@@ -10,7 +10,7 @@ from clive.executor import Executor
 from clive.guard import CommandGuard
 from clive.playbook import Expect
 from clive.policies.scripted import ScriptedPolicy
-from clive.policy import Decision, InvalidReply, Observation
+from clive.policy import Decision, InvalidReply, Observation, Usage
 from clive.terminal import Terminal
 
 C_PROGRAM_STEPS = [
@@ -191,3 +191,34 @@ def test_keys_are_never_typed_into_a_password_prompt(world):
     assert outcome.refused and "asking for a password" in outcome.text
     assert "[password requested" in agent.observe().state
     term.interrupt()
+
+
+class SpendingPolicy:
+    """Spends a fixed number of tokens and dollars on each decision."""
+
+    name = "spending"
+
+    def __init__(self, tokens: int, cost: float) -> None:
+        self.usage = Usage(input_tokens=tokens, output_tokens=0, cost=cost)
+
+    def decide(self, observation: Observation) -> Decision:
+        return Decision(Run("true"), usage=self.usage)
+
+    def new_context(self, briefing: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("budget", "cycles", "message"),
+    [
+        (Budget(max_tokens=1000), 4, "token budget reached (1000 tokens)"),
+        (Budget(max_cost=0.05), 5, "cost budget reached ($0.05)"),
+    ],
+)
+def test_token_and_cost_budgets_stop_exactly_at_the_limit(tmp_path, budget, cycles, message):
+    with Terminal(cwd=tmp_path) as term:
+        agent = Agent(term, Executor(term, tmp_path), budget=budget)
+        outcome = agent.run(SpendingPolicy(tokens=250, cost=0.01))
+        assert outcome.status == "budget"
+        assert outcome.summary == message
+        assert agent.totals.cycles == cycles
