@@ -17,6 +17,8 @@ from pathlib import Path
 
 import git
 
+from clive.faults import crash_point
+
 # A fixed identity, so commits work on machines without user.name/user.email.
 IDENTITY = {
     "GIT_AUTHOR_NAME": "clive",
@@ -382,6 +384,7 @@ class Workspace:
     @classmethod
     def reopen_experiment(cls, run_dir: Path, session_id: str, *, source: Path | None = None) -> Workspace:
         """The run work tree of an earlier session, for resume; it must be on clive/<session>."""
+        _remove_stale_lock(Path(run_dir))
         workspace = cls(run_dir, session_id)
         run_dir = Path(run_dir).expanduser().resolve()
         if workspace.path != run_dir:
@@ -407,6 +410,7 @@ class Workspace:
         """Commit everything in the run work tree on the run branch (even if nothing changed)."""
         self._require_on_branch()
         self._run("add", "-A")
+        crash_point("commit")
         self._commit(message)
         return self.head()
 
@@ -436,3 +440,15 @@ class Workspace:
     def matches_head(self) -> bool:
         """Whether the work tree is on the run branch with nothing uncommitted."""
         return self._current_branch() == self.branch and not self.is_dirty()
+
+
+def _remove_stale_lock(run_dir: Path) -> None:
+    """A clive killed mid-commit leaves index.lock behind; on resume no git of ours is running."""
+    dotgit = run_dir / ".git"
+    if dotgit.is_file():  # a linked worktree: .git names the real git dir
+        text = dotgit.read_text().strip()
+        if text.startswith("gitdir:"):
+            dotgit = (run_dir / text.partition(":")[2].strip()).resolve()
+    lock = dotgit / "index.lock"
+    if lock.is_file():
+        lock.unlink()

@@ -20,6 +20,7 @@ from typing import TextIO
 from clive.actions import Run
 from clive.agent import Agent
 from clive.checkpoint import Workspace
+from clive.faults import crash_point
 from clive.playbook import Playbook
 from clive.policy import Policy
 
@@ -51,12 +52,18 @@ class ResultsTable:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        if not path.exists():
+        self.repair()
+        if not path.exists() or path.stat().st_size == 0:
             self._append_line("\t".join(RESULTS_HEADER))
 
     def _append_line(self, line: str) -> None:
+        data = line + "\n"
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+            half = len(data) // 2
+            f.write(data[:half])
+            f.flush()
+            crash_point("results_append")  # a crash here leaves a torn row for repair() to drop
+            f.write(data[half:])
             f.flush()
             os.fsync(f.fileno())
 
@@ -379,6 +386,7 @@ class ExperimentLoop:
                 )
         metrics = []
         for _ in range(self.pb.repeats):
+            crash_point("eval", delay=0.05)  # SIGKILL while the eval runs in the terminal
             out = self.agent.act(Run(self.pb.eval or "", timeout=remaining()), source="loop")
             if out.exit_code is None:
                 return Evaluation(None, "crash", "eval ran past the time budget", time.monotonic() - started)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -217,8 +218,12 @@ def _workspace(
         if pb.is_experiment:
             run_dir = recorder.path / "work"
             source = Path(options.workdir or pb.workdir or Path.cwd())
-            if resume_meta is not None:
+            if resume_meta is not None and (run_dir / ".git").exists():
                 ws = Workspace.reopen_experiment(run_dir, sid, source=source)
+            elif resume_meta is not None:
+                # Killed before the run's repository was made: start it now.
+                shutil.rmtree(run_dir, ignore_errors=True)
+                ws = Workspace.for_experiment(source, sid, run_dir)
             else:
                 ws = Workspace.for_experiment(source, sid, run_dir)
             return ws, ws.workdir
