@@ -190,8 +190,21 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None) -> int:
         status = "interrupted"
         say("clive: aborted; the session is saved")
         return 130
+    except (SessionError, WorkspaceError, OSError) as exc:
+        # A disk that filled up or a file that cannot be written mid-run: the run stops, and what
+        # was written so far stays readable (every file is appended or replaced atomically).
+        raise RunFailed(_one_line(exc)) from None
     finally:
-        recorder.close(status)
+        try:
+            recorder.close(status)
+        except (SessionError, OSError):
+            pass  # the error that stopped the run has been said; closing cannot add to it
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"cannot write {exc.filename}: {exc.strerror or exc}"
+    return " ".join(str(exc).split())
 
 
 def _steps_done(session_dir: Path) -> int:
@@ -283,6 +296,8 @@ def _experiments(
         say(f"chart: {chart}")
     recorder.event("end", agent.totals.cycles, status=_status(summary), summary=" | ".join(summary.lines(pb.direction)))
     status = _status(summary)
+    if status == "failed":
+        say(f"clive: {summary.stopped_because}")
     code = {"done": 0, "interrupted": 130}.get(status, 1)
     return code, status
 
@@ -319,6 +334,8 @@ def _chart(loop: ExperimentLoop, path: Path, pb: Playbook) -> Path | None:
     except ImportError:
         return None
     rows = loop.results.rows()
+    if not any(r.metric is not None for r in rows):
+        return None
     xs = [r.experiment for r in rows if r.metric is not None]
     ys = [r.metric for r in rows if r.metric is not None]
     kept = [(r.experiment, r.metric) for r in rows if r.status == "keep" and r.metric is not None]
