@@ -27,9 +27,13 @@ class SessionError(Exception):
     """
 
 
+# One encoder for every line: json.dumps with options builds a new encoder on each call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
 def encode_line(obj: Any, *, escape_surrogates: bool = True) -> bytes:
     """One JSON line as bytes, ready for a single ``write()``."""
-    text = json.dumps(obj, ensure_ascii=False, separators=(", ", ": "), default=str)
+    text = _ENCODER.encode(obj)
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:
@@ -39,9 +43,11 @@ def encode_line(obj: Any, *, escape_surrogates: bool = True) -> bytes:
 
 
 def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    written = os.write(fd, data)
+    if written < len(data):  # only for huge lines, or a signal arriving mid-write
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def parse_size(text: Any) -> tuple[int, int] | None:
@@ -49,7 +55,7 @@ def parse_size(text: Any) -> tuple[int, int] | None:
     if not isinstance(text, str):
         return None
     cols, sep, rows = text.partition("x")
-    if not sep or not cols.isdigit() or not rows.isdigit():
+    if not sep or not all(v.isascii() and v.isdigit() and len(v) <= 6 for v in (cols, rows)):
         return None
     size = int(cols), int(rows)
     return size if all(0 < v <= MAX_SIZE for v in size) else None
@@ -131,13 +137,15 @@ class CastWriter:
         """Write what the decoders still hold (a torn character becomes U+FFFD), sync, close."""
         if self._fd is None:
             return
-        for code, decoder in self._decoders.items():
-            rest = decoder.decode(b"", final=True)
-            if rest:
-                self.write(self._last_t, code, rest)
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = None
+        try:
+            for code, decoder in self._decoders.items():
+                rest = decoder.decode(b"", final=True)
+                if rest:
+                    self.write(self._last_t, code, rest)
+            os.fsync(self._fd)
+        finally:
+            os.close(self._fd)
+            self._fd = None
 
 
 class AppendedLines:

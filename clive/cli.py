@@ -67,10 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings are")
     replay.add_argument("--print", action="store_true", dest="print_",
                         help="print the cycle timeline to stdout instead of opening the viewer")
+    replay.add_argument("--no-follow", action="store_true", help="do not watch for new events")
 
-    tui = sub.add_parser("tui", help="the interactive co-pilot")
-    tui.add_argument("playbook", nargs="?", type=Path)
-    tui.add_argument("--sessions", type=Path, default=Path("sessions"))
+    tui = sub.add_parser(
+        "tui", help="the interactive co-pilot: approve (a), edit (e), reject (r), pause (p), take over (t)"
+    )
+    tui.add_argument("playbook", nargs="?", type=Path, help="the playbook to run with you watching")
+    tui.add_argument("--policy", choices=("scripted", "claude"), default="scripted")
+    tui.add_argument("--workdir", type=Path, help="the folder or git repository to work on")
+    tui.add_argument("--model", help="model for --policy claude")
+    tui.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings go")
 
     sub.add_parser("demo", help="drive bash and vim in a real PTY and show what clive sees")
     return parser
@@ -110,22 +116,23 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from clive.runner import BadInput, RunOptions, run
 
-        if args.tui:
-            raise BadInput("--tui is not available yet: the viewer has not landed (run headless)")
-        return run(
-            RunOptions(
-                playbook=args.playbook,
-                policy=args.policy,
-                workdir=args.workdir,
-                sessions=args.sessions,
-                max_experiments=args.max_experiments,
-                resume=args.resume,
-                model=args.model,
-                approve=args.approve,
-                deny=tuple(args.deny),
-                max_cycles=args.max_cycles,
-            )
+        options = RunOptions(
+            playbook=args.playbook,
+            policy=args.policy,
+            workdir=args.workdir,
+            sessions=args.sessions,
+            max_experiments=args.max_experiments,
+            resume=args.resume,
+            model=args.model,
+            approve=args.approve,
+            deny=tuple(args.deny),
+            max_cycles=args.max_cycles,
         )
+        if args.tui:
+            from clive.tui.live import run_live
+
+            return run_live(options, auto_approve=True)
+        return run(options)
     if args.command == "sessions":
         from clive.record import format_sessions, list_sessions
 
@@ -133,19 +140,25 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(line)
         return EXIT_OK
     if args.command == "replay":
-        from clive.record import SessionReader, format_timeline
-        from clive.runner import BadInput, _session_dir
+        from clive.record import SessionReader, format_timeline, resolve_session
 
-        reader = SessionReader.open(_session_dir(args.sessions, args.session))
+        session_dir = resolve_session(args.session, args.sessions)
         if not args.print_:
-            raise BadInput("the replay viewer has not landed yet: use --print")
+            from clive.tui.replay import run_replay
+
+            return run_replay(session_dir, follow=not args.no_follow)
+        reader = SessionReader.open(session_dir)
         for line in format_timeline(reader):
             print(line)
         for problem in reader.problems:
             print(f"clive: {problem}", file=sys.stderr)
         return EXIT_OK
     if args.command == "tui":
-        from clive.runner import BadInput
+        from clive.runner import BadInput, RunOptions
+        from clive.tui.live import run_live
 
-        raise BadInput("the co-pilot viewer has not landed yet")
+        if args.playbook is None:
+            raise BadInput("clive tui needs a playbook for now: clive tui PLAYBOOK")
+        return run_live(RunOptions(playbook=args.playbook, policy=args.policy, sessions=args.sessions,
+                                   workdir=args.workdir, model=args.model))
     return EXIT_USAGE

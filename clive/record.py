@@ -107,9 +107,10 @@ class Redactor:
         self._text = re.compile("|".join(map(re.escape, ordered))) if ordered else None
         # A secret inside a JSON line appears raw or, if it holds quotes, backslashes or control
         # characters, escaped; either form found means the slow, exact path.
+        # (Plain substring tests: several times faster than one regex alternation.)
         forms = {json.dumps(s, ensure_ascii=False)[1:-1] for s in ordered} | set(ordered)
-        probes = sorted((f.encode("utf-8", "backslashreplace") for f in forms), key=len, reverse=True)
-        self._probe = re.compile(b"|".join(map(re.escape, probes))) if probes else None
+        self._ordered = ordered
+        self._probes = [f.encode("utf-8", "backslashreplace") for f in forms]
         self._by_first: list[tuple[str, str]] = [(s[0], s) for s in ordered]
 
     def add(self, secret: str) -> bool:
@@ -127,7 +128,9 @@ class Redactor:
         return value in self._secrets
 
     def text(self, text: str) -> str:
-        return self._text.sub(REDACTED, text) if self._text is not None else text
+        if self._text is None or not any(s in text for s in self._ordered):
+            return text
+        return self._text.sub(REDACTED, text)
 
     def value(self, obj: Any) -> Any:
         """A copy of a JSON-like value with secrets redacted in every string, keys included."""
@@ -142,7 +145,7 @@ class Redactor:
     def line(self, obj: Any) -> tuple[bytes, Any]:
         """``obj`` as one redacted JSON line, and the redacted value it holds."""
         data = encode_line(obj)
-        if self._probe is not None and self._probe.search(data):
+        if any(probe in data for probe in self._probes):
             obj = self.value(obj)
             data = encode_line(obj)
         return data, obj
@@ -384,11 +387,13 @@ class Recorder:
             raise SessionError(f"cannot resume {path}: no {META}") from None
         except (OSError, ValueError, TypeError, KeyError, RecursionError):
             raise SessionError(f"cannot resume {path}: {META} is damaged") from None
+        if meta.get("status") == "running" and _pid_alive(meta) and meta.get("pid") != os.getpid():
+            raise SessionError(f"cannot resume {path}: process {meta['pid']} is still recording it")
         try:
-            cut_cast = truncate_torn(path / CAST)
-            cast = CastReader(path / CAST)  # checks the header
+            cast = CastReader(path / CAST)  # checks the header before anything is changed
             if not (path / EVENTS).exists():
                 (path / EVENTS).touch()
+            cut_cast = truncate_torn(path / CAST)
             cut_events = truncate_torn(path / EVENTS)
         except OSError as exc:
             raise SessionError(f"cannot resume {path}: {exc.strerror or exc}") from None
@@ -403,7 +408,7 @@ class Recorder:
             ended=None,
             pid=os.getpid(),
             host=socket.gethostname(),
-            resumed=[*(meta.get("resumed") or []), _iso(time.time())],
+            resumed=[*_list(meta.get("resumed")), _iso(time.time())],
         )
         rec = cls(
             path,
@@ -486,8 +491,8 @@ class Recorder:
     def resize(self, cols: int, rows: int) -> None:
         _check_size(cols, rows)
         with self._lock:
-            if not self.closed:
-                self._cast.resize(self._now(), cols, rows)
+            if not self.closed and not self.failure:
+                self._write_cast("r", f"{cols}x{rows}")
 
     # ---- events and meta -------------------------------------------------------------------
 
@@ -516,7 +521,10 @@ class Recorder:
                 self.cycles += 1
                 if isinstance(cycle, int):
                     self.last_cycle = max(self.last_cycle, cycle)
-                self._maybe_sync()
+                try:
+                    self._maybe_sync()
+                except OSError as exc:
+                    raise SessionError(f"cannot sync {self.path}: {exc.strerror or exc}") from None
             return record
 
     def _maybe_sync(self) -> None:
@@ -541,34 +549,53 @@ class Recorder:
         """Merge ``fields`` into meta.json (rewritten atomically)."""
         with self._lock:
             self._meta.update(fields)
-            _atomic_write(self.path / META, _meta_bytes(self._meta, self._redactor))
+            self._write_meta()
 
     def close(self, status: str) -> None:
         """Finish the session: flush what redaction held back, sync, and mark meta ended."""
         with self._lock:
             if self.closed:
                 return
+            self.closed = True
             now = self._now()
             if self._typed is not None:
                 self._learn(self._typed.finish())
-            for code in "oi":
-                rest = self._decoders[code].decode(b"", final=True)
-                text = self._streams[code].feed(rest) + self._streams[code].flush()
-                if text:
-                    self._cast.write(now, code, text)
-            self.closed = True
-            self._cast.close()
+            error = self.failure
+            try:
+                for code in "oi":
+                    rest = self._decoders[code].decode(b"", final=True)
+                    text = self._streams[code].feed(rest) + self._streams[code].flush()
+                    if text and not error:
+                        self._cast.write(now, code, text)
+            except OSError as exc:
+                error = f"cannot write {self.path / CAST}: {exc.strerror or exc}"
+            try:
+                self._cast.close()
+            except OSError as exc:
+                error = error or f"cannot write {self.path / CAST}: {exc.strerror or exc}"
             if self._events_fd is not None:
-                os.fsync(self._events_fd)
-                os.close(self._events_fd)
-                self._events_fd = None
+                try:
+                    os.fsync(self._events_fd)
+                except OSError as exc:
+                    error = error or f"cannot write {self.path / EVENTS}: {exc.strerror or exc}"
+                finally:
+                    os.close(self._events_fd)
+                    self._events_fd = None
             self._meta.update(
                 status=status,
                 ended=_iso(time.time()),
                 duration=round(now, 3),
                 cycles=self.cycles,
             )
+            self._write_meta()
+            if error:
+                raise SessionError(error)
+
+    def _write_meta(self) -> None:
+        try:
             _atomic_write(self.path / META, _meta_bytes(self._meta, self._redactor))
+        except OSError as exc:
+            raise SessionError(f"cannot write {self.path / META}: {exc.strerror or exc}") from None
 
     def __enter__(self) -> Recorder:
         return self
@@ -581,6 +608,10 @@ class Recorder:
         else:
             status = "failed"
         self.close(status)
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _meta_bytes(meta: Mapping[str, Any], redactor: Redactor) -> bytes:
@@ -715,6 +746,7 @@ class SessionReader:
         self._last_kf = 0
         self._chars_since_kf = 0
         self.fed_events = 0  # cast events fed to a screen, ever (tests and benchmarks watch it)
+        self._parser_errors: dict[int, str] = {}  # cast line -> what pyte raised there
         self.refresh()
 
     @classmethod
@@ -811,6 +843,13 @@ class SessionReader:
             if self._cast.error:
                 out.append(self._cast.error)
             out.extend(_line_problems(CAST, self._cast.bad_lines, self._cast.torn))
+        if self._parser_errors:
+            where = ", ".join(str(p + 1) for p in sorted(self._parser_errors)[:5])
+            first = self._parser_errors[min(self._parser_errors)]
+            out.append(
+                f"{CAST}: the screen parser failed at line {where} ({first}); "
+                "replayed past it as the live terminal did"
+            )
         return out
 
     # ---- events ----------------------------------------------------------------------------
@@ -835,8 +874,8 @@ class SessionReader:
             raise SessionError(f"{self.path}: no usable terminal recording ({self._cast_problem})")
         return self._cast
 
-    def screen_at(self, cycle: int) -> Snapshot:
-        """The screen as it was when ``cycle`` was recorded."""
+    def screen_at(self, cycle: int, *, with_style: bool = False) -> Snapshot:
+        """The screen as it was when ``cycle`` was recorded (with colours if ``with_style``)."""
         event = self._cycle_at.get(cycle) if type(cycle) is int else None
         if event is None:
             raise SessionError(f"{self.path}: no cycle {cycle!r} in this session")
@@ -844,23 +883,23 @@ class SessionReader:
         if type(index) is not int or index < 0:
             raise SessionError(f"{self.path}: cycle {cycle} has no cast position")
         held = event.get("cast_held")
-        return self._screen_at(index, held if type(held) is int and held > 0 else 0)
+        return self._screen_at(index, held if type(held) is int and held > 0 else 0, with_style)
 
-    def screen_at_event(self, index: int) -> Snapshot:
+    def screen_at_event(self, index: int, *, with_style: bool = False) -> Snapshot:
         """The screen after the first ``index`` cast events."""
-        return self._screen_at(max(0, index), 0)
+        return self._screen_at(max(0, index), 0, with_style)
 
-    def screen_at_time(self, t: float) -> Snapshot:
+    def screen_at_time(self, t: float, *, with_style: bool = False) -> Snapshot:
         """The screen at ``t`` seconds into the recording (for playing the cast)."""
         cast = self._require_cast()
-        return self._screen_at(bisect.bisect_right(cast.times, t), 0)
+        return self._screen_at(bisect.bisect_right(cast.times, t), 0, with_style)
 
-    def _screen_at(self, index: int, held: int) -> Snapshot:
+    def _screen_at(self, index: int, held: int, with_style: bool) -> Snapshot:
         cast = self._require_cast()
         index = min(index, len(cast.events))
         screen = self._seek(index)
         if not held:
-            return screen.snapshot()
+            return screen.snapshot(with_style=with_style)
         # Output held back by redaction at this moment begins the next output event; feed just
         # that much, then drop the working screen, which is now between two events.
         for event in cast.events[index:]:
@@ -868,7 +907,7 @@ class SessionReader:
                 assert self._stream is not None
                 self._stream.feed(event[2][:held])
                 break
-        snap = screen.snapshot()
+        snap = screen.snapshot(with_style=with_style)
         self._work = None
         return snap
 
@@ -890,24 +929,29 @@ class SessionReader:
 
     def _advance(self, n: int) -> None:
         assert self._work is not None and self._stream is not None and self._cast is not None
-        screen, stream, events = self._work, self._stream, self._cast.events
-        feed = stream.feed
+        screen, events = self._work, self._cast.events
         pos = self._work_pos
         while pos < n:
             event = events[pos]
             pos += 1
             if event is not None:
-                if event[1] == "o":
-                    feed(event[2])
-                    self._chars_since_kf += len(event[2])
-                elif event[1] == "r":
-                    size = parse_size(event[2])
-                    if size is not None:
-                        screen.resize(size[1], size[0])
+                try:
+                    if event[1] == "o":
+                        self._stream.feed(event[2])
+                        self._chars_since_kf += len(event[2])
+                    elif event[1] == "r":
+                        size = parse_size(event[2])
+                        if size is not None:
+                            screen.resize(size[1], size[0])
+                except Exception as exc:  # noqa: BLE001 - pyte fails on some sequences
+                    # Do what Terminal does live: drop the rest of the chunk, start a new parser.
+                    self._stream = pyte.Stream(screen)
+                    if pos not in self._parser_errors:
+                        self._parser_errors[pos] = f"{type(exc).__name__}: {exc}"
             self.fed_events += 1
             if (
                 pos - self._last_kf >= KEYFRAME_EVENTS or self._chars_since_kf >= KEYFRAME_CHARS
-            ) and _ground(stream):
+            ) and _ground(self._stream):
                 if pos not in self._kf:
                     bisect.insort(self._kf_pos, pos)
                     self._kf[pos] = _Keyframe(screen, self._cells)

@@ -24,7 +24,7 @@ from clive.playbook import Playbook, load_playbook, missing_requirements
 from clive.policies.scripted import ScriptedPolicy
 from clive.policies.sweep import SweepPolicy
 from clive.policy import Policy
-from clive.record import Recorder, SessionError, SessionReader
+from clive.record import Recorder, SessionError, SessionReader, resolve_session
 from clive.terminal import Terminal
 
 COLS, ROWS = 120, 32
@@ -115,8 +115,14 @@ def make_policy(
     raise BadInput(f"unknown policy {name!r} (expected scripted or claude)")
 
 
-def run(options: RunOptions, err: Callable[[str], None] | None = None) -> int:
-    """Run (or resume) a playbook; returns the exit code."""
+Body = Callable[[Callable[[str], None]], tuple[int, str]]
+# A host runs the body of a run (setup, then the experiments or the steps) its own way: the
+# co-pilot viewer runs it in a worker thread and shows what it says. Returns (exit code, status).
+Host = Callable[[Terminal, Agent, Recorder, Body], tuple[int, str]]
+
+
+def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: Host | None = None) -> int:
+    """Run (or resume) a playbook headless, or inside ``host``; returns the exit code."""
     say = err or (lambda text: print(text, file=sys.stderr, flush=True))
     resume_meta: dict[str, Any] | None = None
     if options.resume:
@@ -173,18 +179,24 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None) -> int:
                 executor,
                 recorder,
                 budget=Budget(max_cycles=options.max_cycles, wall_seconds=pb.budget.wall_seconds),
-                approve=approve_on_stdin if options.approve else None,
+                approve=approve_on_stdin if options.approve and host is None else None,
             )
             policy = make_policy(policy_name, pb, terminal, workdir, options.model)
             if resume_meta is not None and isinstance(policy, ScriptedPolicy):
                 policy.skip(_steps_done(recorder.path))
-            with stop_on_ctrl_c(agent, terminal):
+
+            def body(tell: Callable[[str], None]) -> tuple[int, str]:
                 if resume_meta is None:
-                    _setup(pb, agent, say)
+                    _setup(pb, agent, tell)
                 if pb.is_experiment and workspace is not None:
-                    code, status = _experiments(pb, agent, workspace, policy, recorder, options, say)
-                else:
-                    code, status = _steps(agent, policy, say)
+                    return _experiments(pb, agent, workspace, policy, recorder, options, tell)
+                return _steps(agent, policy, tell)
+
+            if host is not None:
+                code, status = host(terminal, agent, recorder, body)
+            else:
+                with stop_on_ctrl_c(agent, terminal):
+                    code, status = body(say)
         return code
     except KeyboardInterrupt:
         status = "interrupted"
@@ -214,13 +226,10 @@ def _steps_done(session_dir: Path) -> int:
 
 
 def _session_dir(sessions: Path, ref: str) -> Path:
-    path = Path(ref)
-    if path.is_dir():
-        return path
-    candidate = sessions / ref
-    if candidate.is_dir():
-        return candidate
-    raise BadInput(f"no such session: {ref} (looked in {sessions})")
+    try:
+        return resolve_session(ref, sessions)
+    except SessionError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def _workspace(

@@ -22,7 +22,9 @@ import pyte
 
 from clive import procs, shell, termstate
 from clive.keys import parse_keys
+from clive.limits import Cgroup, Enforcement, Limits, Watchdog, apply_in_child, child_setup
 from clive.plaintext import render_output
+from clive.sandbox import Sandbox, SandboxError, detach_terminal
 from clive.screen import ScreenModel, Snapshot
 
 # Captured command output is bounded; past this the oldest bytes are dropped and the result says so.
@@ -32,6 +34,21 @@ READ_SIZE = 65536
 _READY_FIRST_CHECK = 0.0002
 _READY_LAST_QUICK_CHECK = 0.005
 _READY_SLOW_CHECK = 0.05
+# parser_errors and listener_errors keep this many messages; a program could otherwise grow them forever.
+ERRORS_KEPT = 100
+# Terminal modes a command must run with, as (name, index in tcgetattr's list, flag): without them
+# Ctrl-C does nothing, typed commands are not shown, lines are read key by key, or output staircases.
+_COMMAND_MODES = (
+    ("isig", 3, termios.ISIG),
+    ("icanon", 3, termios.ICANON),
+    ("echo", 3, termios.ECHO),
+    ("opost", 1, termios.OPOST),
+    ("onlcr", 1, termios.ONLCR),
+    ("icrnl", 0, termios.ICRNL),
+)
+# The ones still visible at the prompt: readline and ZLE turn echo and canonical mode off while a
+# line is edited (and back on to run it), but leave these as the last command left them.
+_PROMPT_MODES = (("isig", 3, termios.ISIG), ("opost", 1, termios.OPOST), ("ixon", 0, termios.IXON))
 
 
 class TerminalError(Exception):
@@ -58,11 +75,56 @@ class CommandResult:
 
 
 class TerminalListener(Protocol):
-    """Receives every byte the terminal shows and every byte sent to it (the recorder is one)."""
+    """Receives every byte the terminal shows and every byte sent to it (the recorder is one).
+
+    A listener may also have ``on_repair(what: str)``: called when clive restored a sane terminal
+    after a program left it in a bad state (see ``Terminal.repairs``)."""
 
     def on_output(self, data: bytes) -> None: ...
 
     def on_input(self, data: bytes, secret: bool) -> None: ...
+
+
+class _ControlStrings:
+    """Drops DCS, SOS, PM and APC strings (``ESC P``/``X``/``^``/``_`` ... ``ESC \\``) from decoded output.
+
+    A terminal never draws them (tmux passthrough, sixel and kitty images, DECRQSS replies); pyte has
+    no parser for them and would draw their payload as text. As in a VT500 parser, any ESC ends the
+    string; ``ESC \\`` (ST) is consumed with it, any other ESC starts a new sequence."""
+
+    _START = re.compile("\x1b[PX^_]")
+
+    def __init__(self) -> None:
+        self._inside = False
+        self._held = ""  # a lone ESC at the end of a chunk: what it starts is in the next chunk
+
+    def feed(self, text: str) -> str:
+        if self._held:
+            text, self._held = self._held + text, ""
+        out: list[str] = []
+        pos, end = 0, len(text)
+        while pos < end:
+            if self._inside:
+                esc = text.find("\x1b", pos)
+                if esc == -1:
+                    return "".join(out)
+                if esc + 1 == end:
+                    self._held = "\x1b"
+                    return "".join(out)
+                self._inside = False
+                pos = esc + 2 if text[esc + 1] == "\\" else esc
+            else:
+                m = self._START.search(text, pos)
+                if m is None:
+                    if text.endswith("\x1b"):
+                        out.append(text[pos:-1])
+                        self._held = "\x1b"
+                    else:
+                        out.append(text[pos:])
+                    break
+                out.append(text[pos : m.start()])
+                self._inside, pos = True, m.end()
+        return "".join(out)
 
 
 def clean_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -81,7 +143,10 @@ def clean_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class Terminal:
-    """One program (by default a shell with integration) in a real PTY, read into a screen model."""
+    """One program (by default a shell with integration) in a real PTY, read into a screen model.
+
+    Everything it starts runs under ``limits`` (default: ``Limits()``; see ``enforcement`` for what
+    this machine really enforces) and, with ``sandbox``, under bubblewrap."""
 
     # True from the reader's select() to the end of _ingest: bytes may be off the PTY but not yet on
     # the screen, so wait_ready must not yet trust the screen.
@@ -99,6 +164,8 @@ class Terminal:
         history: int = 5000,
         startup_timeout: float = 10.0,
         listeners: Sequence[TerminalListener] = (),
+        limits: Limits | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         _check_size(cols, rows)
         workdir = Path(cwd) if cwd is not None else Path.cwd()
@@ -124,13 +191,35 @@ class Terminal:
         self.integrated = self._launch is not None
         self._nonce = self._launch.nonce.encode() if self._launch else None
         self.listeners: list[TerminalListener] = list(listeners)
+        if self._launch:
+            # The nonce must not reach a recording, or a program that reads it could forge markers.
+            for listener in self.listeners:
+                add_secret = getattr(listener, "add_secret", None)
+                if add_secret is not None:
+                    add_secret(self._launch.nonce)
+        self.sandbox = sandbox
+        if sandbox is not None:
+            readable = self._launch.cleanup if self._launch else ()
+            try:
+                argv = sandbox.argv(argv, cwd=workdir, readable=readable, own_session=self.integrated)
+            except SandboxError as exc:
+                self._cleanup_files()
+                raise TerminalError(str(exc)) from None
 
         self._cond = threading.Condition()
         self._screen = ScreenModel(cols, rows, history=history, reply=self._reply)
         self._stream = pyte.Stream(self._screen)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._strings = _ControlStrings()
+        # Held by the reader for each chunk, and by run() when it feeds a repair to the screen, so
+        # the listeners and the screen see output in one order.
+        self._feed_lock = threading.Lock()
         self._marker_tail = b""
         self.parser_errors: list[str] = []
+        self.listener_errors: list[str] = []
+        self.repairs: list[str] = []  # what clive restored after a program left the terminal broken
+        self._tty_baseline: list | None = None  # the modes at the first prompt
+        self._tty_broken: list[str] = []  # bad modes seen when a command's output began
         self._capture: bytearray | None = None
         self._capture_dropped = 0
         self._last_capture = b""
@@ -150,6 +239,20 @@ class Terminal:
         child_env = clean_environment(env)
         if self._launch:
             child_env.update(self._launch.env)
+        if sandbox is not None:
+            child_env["TMPDIR"] = "/tmp"  # the sandbox's own tmpfs; the host's may not be writable
+        limits = limits if limits is not None else Limits()
+        self._cgroup = Cgroup.create(limits)
+        self.enforcement: Enforcement
+        self.enforcement, rlimits = child_setup(limits, self._cgroup)
+        cgroup = self._cgroup
+        detach = sandbox is not None and self.integrated
+
+        def before_exec() -> None:
+            apply_in_child(cgroup, rlimits)
+            if detach:
+                detach_terminal()
+
         try:
             self._proc = pexpect.spawn(
                 argv[0],
@@ -158,10 +261,23 @@ class Terminal:
                 env=child_env,
                 dimensions=(rows, cols),
                 echo=True,
+                preexec_fn=before_exec,
             )
         except (pexpect.ExceptionPexpect, OSError) as exc:
             self._cleanup_files()
+            if self._cgroup is not None:
+                self._cgroup.remove()
             raise TerminalError(f"cannot start {argv[0]}: {exc}") from None
+        if self._cgroup is not None and not self._cgroup.holds(self._proc.pid):
+            self._cgroup.kill()
+            self._cgroup.remove()
+            self._cgroup = None
+            self.enforcement, _ = child_setup(limits, None)
+        # The process pexpect started leads a session: the shell's, or in a sandbox bubblewrap's
+        # (the shell inside leads another). ``pid`` is the shell's, known in a sandbox once the
+        # shell shows its prompt.
+        self._session: int = self._proc.pid
+        self._watchdog = Watchdog(self._session, self._cgroup)
         self._proc.delaybeforesend = None
         # Closing ends the whole session first (procs.end_session), so pexpect's sleeps are waste.
         self._proc.ptyproc.delayafterclose = 0
@@ -179,6 +295,13 @@ class Terminal:
                 self.close()
                 raise
             self._cleanup_files()  # the shell has read its rc file; the nonce lives only in memory now
+            try:
+                if sandbox is not None:
+                    # At its prompt the shell owns the terminal: its process group is the shell.
+                    self.pid = os.tcgetpgrp(self._fd)
+                self._tty_baseline = termios.tcgetattr(self._fd)
+            except (OSError, termios.error):
+                pass
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -203,23 +326,29 @@ class Terminal:
             self._eof = True
             self._cond.notify_all()
 
-    def _ingest(self, data: bytes) -> None:
-        for listener in self.listeners:
-            listener.on_output(data)
-        text = self._decoder.decode(data)
-        now = time.monotonic()
-        with self._cond:
-            if self.integrated:
-                self._scan_markers(data, now)
-            try:
-                self._stream.feed(text)
-            except Exception as exc:  # noqa: BLE001 - a parser bug must not kill the reader
-                self.parser_errors.append(f"{type(exc).__name__}: {exc}")
-                self._stream = type(self._stream)(self._screen)
-            self._last_output_time = now
-            self._output_seq += 1
-            self._reading = False
-            self._cond.notify_all()
+    def _ingest(self, data: bytes, *, from_pty: bool = True) -> None:
+        # Nothing here may raise: an exception would end the reader thread and freeze the terminal.
+        with self._feed_lock:
+            for listener in self.listeners:
+                try:
+                    listener.on_output(data)
+                except Exception as exc:  # noqa: BLE001 - a listener's bug must not kill the reader
+                    _note(self.listener_errors, exc)
+            text = self._strings.feed(self._decoder.decode(data))
+            now = time.monotonic()
+            with self._cond:
+                try:
+                    if self.integrated and from_pty:
+                        self._scan_markers(data, now)
+                    self._stream.feed(text)
+                except Exception as exc:  # noqa: BLE001 - a parser bug must not kill the reader
+                    _note(self.parser_errors, exc)
+                    self._stream = type(self._stream)(self._screen)
+                self._last_output_time = now
+                self._output_seq += 1
+                if from_pty:
+                    self._reading = False
+                self._cond.notify_all()
 
     def _scan_markers(self, data: bytes, now: float) -> None:
         buf = self._marker_tail + data
@@ -253,6 +382,7 @@ class Terminal:
         if kind == "C":
             self._capture = bytearray()
             self._capture_dropped = 0
+            self._check_command_modes()
         elif kind == "D":
             number = int(prompt_no) if prompt_no is not None else self._prompt_no + 1
             if number <= self._prompt_no:
@@ -266,6 +396,18 @@ class Terminal:
             self._capture = None
         elif kind == "B" and self._prompt_no > self._enter_prompt_no:
             self._at_prompt = True
+
+    def _check_command_modes(self) -> None:
+        # The C marker is printed after the shell has put back the modes commands run with, and
+        # before the command takes the terminal: if the shell still owns it after we read the modes,
+        # they are the shell's, not the new command's own (vim's raw mode is no fault).
+        try:
+            modes = termios.tcgetattr(self._fd)
+            if os.tcgetpgrp(self._fd) != self.pid:
+                return
+        except (OSError, termios.error):
+            return
+        self._tty_broken = [name for name, i, flag in _COMMAND_MODES if not modes[i] & flag]
 
     def _reply(self, data: str) -> None:
         try:
@@ -326,6 +468,11 @@ class Terminal:
         with self._cond:
             if not self._at_prompt:
                 raise TerminalError("the shell is not at its prompt; wait for it or interrupt() first")
+        self._repair()
+        return self._run_line(command, timeout)
+
+    def _run_line(self, command: str, timeout: float) -> CommandResult:
+        with self._cond:
             p0, c0 = self._prompt_no, self._counts["C"]
             self._capture = bytearray()
             self._capture_dropped = 0
@@ -347,6 +494,41 @@ class Terminal:
             # No C marker (an empty line or a syntax error): the capture starts with the echoed line.
             output = output.partition("\n")[2]
         return CommandResult(command, code if code is not None else -1, output, duration, dropped > 0)
+
+    # ---- repairs ---------------------------------------------------------------------------
+
+    def _repair(self) -> None:
+        """Undo what a program that exited left behind: screen modes, then terminal modes."""
+        with self._cond:
+            screen_fix, fixed = _screen_repair(self._screen)
+        if screen_fix:
+            # Fed to the screen as output (and so recorded in the cast), as a terminal would get it.
+            self._ingest(screen_fix.encode(), from_pty=False)
+            self._note_repair("screen: " + ", ".join(fixed))
+        bad = list(self._tty_broken)
+        try:
+            modes = termios.tcgetattr(self._fd)
+        except (OSError, termios.error):
+            modes = None
+        if self._tty_baseline is not None and modes is not None:
+            base = self._tty_baseline
+            bad += [name for name, i, flag in _PROMPT_MODES if base[i] & flag and not modes[i] & flag]
+        if bad:
+            result = self._run_line("stty sane", timeout=10.0)
+            self._tty_broken = []
+            outcome = "" if result.exit_code == 0 else f" (failed: exit code {result.exit_code})"
+            off = ", ".join(sorted(set(bad)))
+            self._note_repair(f"terminal modes: stty sane, {off} had been switched off{outcome}")
+
+    def _note_repair(self, what: str) -> None:
+        self.repairs.append(what)
+        for listener in self.listeners:
+            hook = getattr(listener, "on_repair", None)
+            if hook is not None:
+                try:
+                    hook(what)
+                except Exception as exc:  # noqa: BLE001 - the repair is done; the note is best effort
+                    _note(self.listener_errors, exc)
 
     def interrupt(self, grace: float = 1.0) -> None:
         """Bring the prompt back: Ctrl-C, then SIGTERM, then SIGKILL to the foreground process group."""
@@ -545,6 +727,10 @@ class Terminal:
             return
         self._closed = True
         procs.end_session(self.pid)
+        if self._session != self.pid:
+            procs.end_session(self._session)  # bubblewrap: its sandbox dies with it
+        if self._cgroup is not None:
+            self._cgroup.kill()  # what left the session (setsid, daemons) is still in the cgroup
         try:
             os.write(self._wake_w, b"x")
         except OSError:
@@ -559,6 +745,9 @@ class Terminal:
                 os.close(fd)
             except OSError:
                 pass
+        if self._cgroup is not None:
+            self._cgroup.remove()
+        self._watchdog.release()
         self._cleanup_files()
 
     def _cleanup_files(self) -> None:
@@ -571,6 +760,32 @@ class Terminal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _screen_repair(screen: ScreenModel) -> tuple[str, list[str]]:
+    """Escape sequences that put back what a program left on at the prompt, and what they fix."""
+    fixes = []
+    if screen.alternate:
+        fixes.append(("\x1b[?1049l", "left the alternate screen"))
+    if not screen.cursor_visible:
+        fixes.append(("\x1b[?25h", "showed the cursor"))
+    if screen.app_cursor_keys:
+        fixes.append(("\x1b[?1l", "normal cursor keys"))
+    if pyte.modes.IRM in screen.mode:
+        fixes.append(("\x1b[4l", "insert mode off"))
+    if pyte.modes.DECAWM not in screen.mode:
+        fixes.append(("\x1b[?7h", "line wrap on"))
+    if screen.margins is not None:
+        # DECSTBM homes the cursor: save and restore it around the reset.
+        fixes.append(("\x1b7\x1b[r\x1b8", "full-screen scroll region"))
+    if screen.charset != 0 or screen.g0_charset != pyte.charsets.LAT1_MAP:
+        fixes.append(("\x0f\x1b(B", "ASCII character set"))
+    return "".join(code for code, _ in fixes), [what for _, what in fixes]
+
+
+def _note(errors: list[str], exc: Exception) -> None:
+    if len(errors) < ERRORS_KEPT:
+        errors.append(f"{type(exc).__name__}: {exc}")
 
 
 def _check_size(cols: int, rows: int) -> None:
