@@ -17,6 +17,7 @@ from textual.message import Message
 from clive.actions import Action
 from clive.agent import Agent
 from clive.record import SessionError, SessionReader
+from clive.screen import Snapshot
 from clive.terminal import Terminal
 from clive.tui.proposal import ActionEditor, ProposalBar
 from clive.tui.session_app import SessionApp
@@ -102,6 +103,7 @@ class LiveApp(SessionApp):
         self._agent_closing = threading.Event()
         self.finished = threading.Event()
         self._seen_seq = -1
+        self._shown: Snapshot | None = None
         agent.approve = self.approve_hook
 
     # ---- layout ------------------------------------------------------------------------
@@ -130,9 +132,11 @@ class LiveApp(SessionApp):
 
     def refresh_terminal(self) -> None:
         seq = self.terminal.output_seq
-        if seq != self._seen_seq:
+        # Textual also runs SessionApp.on_mount, which shows a blank screen: show ours again then.
+        if seq != self._seen_seq or self.terminal_view.snapshot is not self._shown:
             self._seen_seq = seq
-            self.terminal_view.show(self.terminal.snapshot(with_style=True))
+            self._shown = self.terminal.snapshot(with_style=True)
+            self.terminal_view.show(self._shown)
 
     # ---- the agent (worker thread) -------------------------------------------------------
 
