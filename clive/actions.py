@@ -204,3 +204,31 @@ def action_to_dict(action: Action) -> dict[str, Any]:
     """The JSON form of an action, ``type`` first; ``parse_action`` reads it back."""
     data = asdict(action)
     return {"type": data.pop("type"), **data}
+
+
+# The field that says most about each action, for one-line summaries.
+_SUMMARY_FIELD = {
+    "run": "command",
+    "keys": "keys",
+    "read_file": "path",
+    "write_file": "path",
+    "edit_file": "path",
+    "checkpoint": "message",
+    "done": "summary",
+}
+
+
+def summarize_action(action: Any, width: int = 40) -> str:
+    """An action's JSON form in a few words: ``run make test``, ``keys :wq<Enter>``."""
+    if not isinstance(action, dict):
+        return "-"
+    kind = action.get("type")
+    if kind == "result":
+        metric = action.get("metric")
+        text = f"result {action.get('status', '?')} {metric if metric is not None else '-'}"
+    elif isinstance(kind, str) and kind in _SUMMARY_FIELD:
+        text = f"{kind} {action.get(_SUMMARY_FIELD[kind], '')}"
+    else:
+        text = str(kind) if kind is not None else "-"
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -31,6 +31,7 @@ import pyte
 from pyte.screens import Char, StaticDefaultDict
 
 from clive import __version__
+from clive.actions import summarize_action
 from clive.cast import (
     AppendedLines,
     CastReader,
@@ -1177,27 +1178,6 @@ def _one_line(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _action_summary(action: Any) -> str:
-    if not isinstance(action, dict):
-        return "-"
-    kind = action.get("type")
-    fields = {
-        "run": "command",
-        "keys": "keys",
-        "read_file": "path",
-        "write_file": "path",
-        "edit_file": "path",
-        "checkpoint": "message",
-        "done": "summary",
-    }
-    if kind == "result":
-        metric = action.get("metric")
-        return f"result {action.get('status', '?')} {metric if metric is not None else '-'}"
-    if isinstance(kind, str) and kind in fields:
-        return f"{kind} {action.get(fields[kind], '')}"
-    return str(kind) if kind is not None else "-"
-
-
 def format_timeline(reader: SessionReader) -> list[str]:
     """``clive replay --print``: one line per cycle: cycle, time, action, exit code, duration,
     checkpoint."""
@@ -1212,7 +1192,7 @@ def format_timeline(reader: SessionReader) -> list[str]:
         checkpoint = event.get("checkpoint")
         ckpt = _one_line(str(checkpoint), 12) if checkpoint else "-"
         cycle = event.get("cycle")
-        action = _one_line(_action_summary(event.get("action")), 48)
+        action = summarize_action(event.get("action"), 48)
         lines.append(
             f"{str(cycle):>5}  {_clock(_number(event.get('t'))):>11}  {action:<48}  "
             f"{exit_text:>8}  {dur_text:>8}  {ckpt}"

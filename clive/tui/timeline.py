@@ -8,30 +8,12 @@ from textual import on
 from textual.message import Message
 from textual.widgets import DataTable
 
-_FIELDS = {
-    "run": "command",
-    "keys": "keys",
-    "read_file": "path",
-    "write_file": "path",
-    "edit_file": "path",
-    "checkpoint": "message",
-    "done": "summary",
-}
+from clive.actions import summarize_action
 
 
 def action_summary(action: Any, width: int = 40) -> str:
     """An action in a few words: ``run make test``, ``keys :wq<Enter>``."""
-    if not isinstance(action, dict):
-        return "-"
-    kind = action.get("type")
-    if kind == "result":
-        text = f"result {action.get('status', '?')} {action.get('metric', '-')}"
-    elif isinstance(kind, str) and kind in _FIELDS:
-        text = f"{kind} {action.get(_FIELDS[kind], '')}"
-    else:
-        text = str(kind) if kind is not None else "-"
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return summarize_action(action, width)
 
 
 def _outcome(event: dict[str, Any]) -> dict[str, Any]:
