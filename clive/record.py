@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyte
 from pyte.screens import Char, StaticDefaultDict
 
 from clive import __version__
@@ -43,6 +42,7 @@ from clive.cast import (
     truncate_torn,
     write_all,
 )
+from clive.fastfeed import FastStream
 from clive.screen import ScreenModel, Snapshot
 
 __all__ = [
@@ -706,7 +706,7 @@ class _Keyframe:
         return screen
 
 
-def _ground(stream: pyte.Stream) -> bool:
+def _ground(stream: FastStream) -> bool:
     # pyte's parser is a generator, which cannot be copied: keep keyframes only where it is
     # between escape sequences, so a fresh Stream continues exactly.
     return bool(getattr(stream, "_taking_plain_text", True))
@@ -742,7 +742,7 @@ class SessionReader:
         self._kf: dict[int, _Keyframe] = {}
         self._cells: dict[Char, Char] = {}
         self._work: ScreenModel | None = None
-        self._stream: pyte.Stream | None = None
+        self._stream: FastStream | None = None
         self._work_pos = 0
         self._last_kf = 0
         self._chars_since_kf = 0
@@ -921,7 +921,7 @@ class SessionReader:
         k = self._kf_pos[bisect.bisect_right(self._kf_pos, n) - 1]
         if self._work is None or self._work_pos > n or self._work_pos < k:
             self._work = self._kf[k].thaw()
-            self._stream = pyte.Stream(self._work)
+            self._stream = FastStream(self._work)
             self._work_pos = k
             self._last_kf = k
             self._chars_since_kf = 0
@@ -946,7 +946,7 @@ class SessionReader:
                             screen.resize(size[1], size[0])
                 except Exception as exc:  # noqa: BLE001 - pyte fails on some sequences
                     # Do what Terminal does live: drop the rest of the chunk, start a new parser.
-                    self._stream = pyte.Stream(screen)
+                    self._stream = FastStream(screen)
                     if pos not in self._parser_errors:
                         self._parser_errors[pos] = f"{type(exc).__name__}: {exc}"
             self.fed_events += 1

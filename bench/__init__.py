@@ -1,0 +1,1 @@
+"""clive's benchmarks: each module here with ``run(quick) -> list[dict]`` is one part of ``python -m bench``."""

@@ -1,0 +1,761 @@
+"""A drop-in for ``pyte.Stream`` that keeps up with a flood and leaves exactly the screen pyte would.
+
+pyte parses one character at a time and draws one cell at a time: about 1 MB/s. A flood (``cat`` of
+a log, a compiler, a training loop) is almost all printable text, CR LF and SGR colour, so this
+stream takes those itself and hands everything else to pyte's own parser, on the same screen:
+
+* **Slow path.** Anything else (cursor addressing, erase, modes, OSC, wide or combining characters,
+  controls) goes to a real ``pyte.Stream``. When a chunk ends inside an escape sequence, the next
+  chunk goes to that parser one character at a time until it is back in its ground state (a chunk
+  ending in the first bytes of an SGR is held back instead: so far they change nothing). A slow
+  segment runs to the next CR, LF, TAB, BS or ESC, which end pyte's text runs too, so a run that
+  pyte draws in one ``draw()`` call (and cuts short at an unprintable character) is never split in
+  a way that changes what is drawn.
+* **Eager path.** One-cell text, SGR, CR, LF, TAB and BS anywhere on the screen: cells are written
+  a row at a time from a per-style cache of ``Char`` objects; CR, LF, TAB and BS call the screen's
+  own methods, so scrolling, margins and scrollback are the screen's own.
+* **Lazy path.** On the bottom row of a full-height scroll region, whole lines of text and SGR that
+  end in CR LF are applied with C-speed string operations (``split``, ``re.sub``, ``findall``): a
+  row's text is the line with its SGRs removed and tabs expanded, cut every ``columns`` characters,
+  right-stripped, so it goes straight to the scrollback. Only the screen's bottom rows are kept,
+  as that text plus the raw characters of their lines; their cells are built the first time
+  anything reads ``screen.buffer`` (``ScreenModel`` calls ``_Pending.flush``), and ``text_lines()``
+  reads the text without building them. Rows more than history + screen behind the end of one
+  ``feed()`` can never be seen: they are counted, their colours folded, and nothing else.
+
+Why the shortcuts are exact. The lazy path runs only with the cursor on the bottom row of a
+full-height scroll region, DECAWM on, IRM and LNM off, the G0 charset the identity and (for a tab)
+the default tab stops. It takes a line only if its CRs come just before its LF, every character is
+one cell wide, a tab stays short of the last column, and it starts at column 0 of a fresh row
+(blank, or the continuation of the cursor's row with the cursor at its end). Then each row is
+written left to right from column 0 with wraps exactly every ``columns`` characters (pyte wraps when
+a character arrives at ``x == columns``), so its cells are its characters in the colours in force
+at each, its rendered text is the line cut as above, and every row that scrolls off goes to the
+scrollback in order, as ``ScreenModel.index`` would push it. SGR goes through a transcription of
+pyte's ``select_graphic_rendition`` with memoised results; ``ESC[0m`` and ``ESC[m`` reset every
+attribute, so folding a stretch starts from its last reset. Which rows exist in ``screen.buffer``
+(pyte's ``delete_lines`` can tell) and the ``dirty`` set are kept as pyte keeps them. Anything else
+takes the eager or slow path. ``tests/test_fastfeed.py`` checks all of it against pyte, cell by
+cell, for random byte streams cut at random places.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from itertools import accumulate
+from typing import Any
+
+import pyte
+from pyte import graphics as g
+from pyte import modes as mo
+from pyte.charsets import LAT1_MAP
+from pyte.screens import Char, StaticDefaultDict
+from wcwidth import wcwidth
+
+from clive.screen import ScreenModel, _line_text
+
+__all__ = ["FastStream"]
+
+
+def _narrow_ranges() -> str:
+    """A regex class body for every BMP character one cell wide (pyte's `wcwidth` == 1), no controls."""
+    # Only the BMP: a class with astral ranges cannot be compiled to a bitmap and gets slow.
+    parts = []
+    start = None
+    for cp in range(0x20, 0x10001):
+        ok = cp < 0x10000 and not 0xD800 <= cp < 0xE000 and wcwidth(chr(cp)) == 1
+        if ok and start is None:
+            start = cp
+        elif not ok and start is not None:
+            end = cp - 1
+            parts.append(f"\\u{start:04x}" if start == end else f"\\u{start:04x}-\\u{end:04x}")
+            start = None
+    return "".join(parts)
+
+
+_NARROW = _narrow_ranges()
+# A stretch this stream takes itself: one-cell text, CR, LF, TAB, BS and SGR with plain parameters.
+_FAST = re.compile(f"(?:\\x1b\\[[0-9;]*m|[{_NARROW}\\r\\n\\t\\x08]+)+")
+# Any character of a fast stretch once its SGRs are removed; the same for ASCII text (much faster).
+_NOT_FAST = re.compile(f"[^{_NARROW}\\r\\n\\t\\x08]")
+_ASCII_FAST = bytes(range(0x20, 0x7F)) + b"\r\n\t\x08"
+# Where a slow segment may end: characters that always end one of pyte's text runs.
+_STOP = re.compile(r"[\r\n\t\x08\x1b]")
+_SGR = re.compile(r"\x1b\[([0-9;]*)m")
+# The start of an SGR cut off at the end of a chunk: ESC, ESC [, ESC [ 3 ...
+_PARTIAL_SGR = re.compile(r"\x1b(?:\[[0-9;]*)?\Z")
+_NOT_PLAIN = re.compile(r"\x1b\[[0-9;]*m|\r")
+_EAGER_TOKEN = re.compile(f"([{_NARROW}]+)|\\x1b\\[([0-9;]*)m|(\\r)|(\\n)|(\\t)|(\\x08)")
+_ROW_TOKEN = re.compile(r"([^\x1b\t\r]+)|\x1b\[([0-9;]*)m|(\t)|(\r)")
+
+_DEFAULTS = (Char(" "), Char(" ", reverse=True))  # pyte's default_char without and with DECSCNM
+_CACHE_LIMIT = 50_000
+
+
+def _apply_sgr(attrs: Char, params: str, default: Char) -> Char:
+    """pyte 0.8.2's ``select_graphic_rendition``, as a function of the current attributes."""
+    values = [min(int(p or 0), 9999) for p in params.split(";")]
+    if values == [0]:
+        return default
+    replace: dict[str, Any] = {}
+    attrs_list = list(reversed(values))
+    while attrs_list:
+        attr = attrs_list.pop()
+        if attr == 0:
+            replace.update(default._asdict())
+        elif attr in g.FG_ANSI:
+            replace["fg"] = g.FG_ANSI[attr]
+        elif attr in g.BG:
+            replace["bg"] = g.BG_ANSI[attr]
+        elif attr in g.TEXT:
+            attr_str = g.TEXT[attr]
+            replace[attr_str[1:]] = attr_str.startswith("+")
+        elif attr in g.FG_AIXTERM:
+            replace.update(fg=g.FG_AIXTERM[attr])
+        elif attr in g.BG_AIXTERM:
+            replace.update(bg=g.BG_AIXTERM[attr])
+        elif attr in (g.FG_256, g.BG_256):
+            key = "fg" if attr == g.FG_256 else "bg"
+            try:
+                n = attrs_list.pop()
+                if n == 5:
+                    m = attrs_list.pop()
+                    replace[key] = g.FG_BG_256[m]
+                elif n == 2:
+                    red, green, blue = attrs_list.pop(), attrs_list.pop(), attrs_list.pop()
+                    replace[key] = f"{red:02x}{green:02x}{blue:02x}"
+            except IndexError:
+                pass
+    return attrs._replace(**replace)
+
+
+# Keyed by (id(attrs), params): the value holds `attrs` too, so that id is never reused while cached.
+_sgr_memo: tuple[dict[tuple[int, str], tuple[Char, Char]], ...] = ({}, {})
+
+
+def _sgr(attrs: Char, params: str, reverse: bool) -> Char:
+    memo = _sgr_memo[reverse]
+    hit = memo.get((id(attrs), params))
+    if hit is not None:
+        return hit[1]
+    if len(memo) > _CACHE_LIMIT:
+        memo.clear()
+    result = _apply_sgr(attrs, params, _DEFAULTS[reverse])
+    memo[(id(attrs), params)] = (attrs, result)
+    return result
+
+
+def _fold(attrs: Char, raw: str, reverse: bool) -> Char:
+    """The attributes after every SGR in ``raw`` (which holds only text, CR, LF, TAB and SGR)."""
+    # ESC[0m and ESC[m reset everything, whatever came before: apply only what follows the last.
+    start = raw.rfind("\x1b[")
+    if start < 0:
+        return attrs
+    after: list[str] = []
+    for _ in range(8):  # coloured text resets often: look back a few SGRs first
+        params = _SGR.match(raw, start).group(1)  # type: ignore[union-attr]  # every ESC starts an SGR
+        if params == "0" or params == "":
+            attrs = _DEFAULTS[reverse]
+            break
+        after.append(params)
+        start = raw.rfind("\x1b[", 0, start)
+        if start < 0:
+            break
+    else:
+        start = max(raw.rfind("\x1b[0m"), raw.rfind("\x1b[m"), 0)
+        after = _SGR.findall(raw, start)
+        after.reverse()
+    for params in reversed(after):
+        attrs = _sgr(attrs, params, reverse)
+    return attrs
+
+
+class _Glyphs(dict):
+    """The cells of one style, made once per character."""
+
+    __slots__ = ("attrs",)
+
+    def __init__(self, attrs: Char) -> None:
+        super().__init__()
+        self.attrs = attrs
+
+    def __missing__(self, ch: str) -> Char:
+        cell = self[ch] = self.attrs._replace(data=ch)
+        return cell
+
+
+_glyph_cache: dict[Char, _Glyphs] = {}
+
+
+def _glyphs(attrs: Char) -> _Glyphs:
+    glyphs = _glyph_cache.get(attrs)
+    if glyphs is None:
+        if len(_glyph_cache) > 1024:
+            _glyph_cache.clear()
+        glyphs = _glyph_cache[attrs] = _Glyphs(attrs)
+    return glyphs
+
+
+def _row_cuts(raw: str, cuts: list[int]) -> list[str]:
+    """Split ``raw`` before the characters at plain-text offsets ``cuts`` (SGRs stay on the left)."""
+    pieces = []
+    removed = 0
+    last = 0
+    i = 0
+    for m in _NOT_PLAIN.finditer(raw):
+        while i < len(cuts) and cuts[i] + removed < m.start():
+            at = cuts[i] + removed
+            pieces.append(raw[last:at])
+            last = at
+            i += 1
+        removed += m.end() - m.start()
+    while i < len(cuts):
+        at = cuts[i] + removed
+        pieces.append(raw[last:at])
+        last = at
+        i += 1
+    pieces.append(raw[last:])
+    return pieces
+
+
+_rows_patterns: dict[int, re.Pattern[str]] = {}
+
+
+def _rows_pattern(columns: int) -> re.Pattern[str]:
+    """Splits text (lines joined by LF, no CR or TAB) into its screen rows: an empty line is one row."""
+    pattern = _rows_patterns.get(columns)
+    if pattern is None:
+        pattern = _rows_patterns[columns] = re.compile(f"[^\\n]{{1,{columns}}}|(?m:^$)")
+    return pattern
+
+
+def _line_rows(src: str, cols: int) -> tuple[list[str], str, int] | None:
+    """One line's rows from column 0 of a fresh row: their texts, and the last one's plain text and width."""
+    if "\t" in src:
+        expanded = src.expandtabs(8)
+        if len(expanded) >= cols:
+            return None  # a tab near the right edge stops at the last column, not the next 8
+        return [expanded.rstrip()], src, len(expanded)
+    n = len(src)
+    if n <= cols:
+        return [src.rstrip()], src, n
+    parts = [src[k : k + cols] for k in range(0, n, cols)]
+    return [part.rstrip() for part in parts], parts[-1], len(parts[-1])
+
+
+class _Lines:
+    """What the lazy path makes of a stretch of lines, starting at the cursor's row."""
+
+    __slots__ = ("texts", "omitted", "raws", "line_rows", "scrolls", "src", "width", "drew", "touched", "x", "consumed")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []  # rendered rows; the first replaces the cursor's row
+        self.omitted = 0  # rows at the start whose text was not made (they can never be seen)
+        self.raws: list[str] = []  # raw lines; the first continues the cursor's line
+        self.line_rows: list[int] = []  # rows of each line (the first: from the cursor's row on)
+        self.scrolls = 0
+        self.src = ""  # plain text of the last row, CRs removed and tabs unexpanded
+        self.width = 0  # its width in cells: where an append to it starts
+        self.drew = False  # whether any character was ever drawn on the last row
+        self.touched = False  # whether this stretch drew a character on the cursor's row (no scroll)
+        self.x = 0
+        self.consumed = 0
+
+
+class _Pending:
+    """The bottom rows of a screen: text now, cells when asked for.
+
+    ``lines`` holds the raw characters of each line with a row among them (``skip`` rows of the
+    first are already off the top), so rows are only split out of their lines when they are built.
+    """
+
+    __slots__ = (
+        "texts",
+        "lines",
+        "rows",
+        "skip",
+        "anchor",
+        "attrs",
+        "default",
+        "reverse",
+        "src",
+        "width",
+        "present",
+        "sgr",
+    )
+
+    def __init__(self, anchor: Char, default: Char, reverse: bool, present: bool) -> None:
+        self.texts = [""]  # rendered text of the bottom len(texts) rows
+        self.lines = [""]
+        self.rows = [1]  # rows of each line
+        self.skip = 0
+        self.anchor = anchor  # attributes in force at the start of lines[0]
+        self.attrs = anchor  # the cursor's attributes after the last character applied
+        self.default = default  # default_char when these rows were made (DECSCNM cannot change meanwhile)
+        self.reverse = reverse
+        self.src = ""  # plain text of the cursor's row
+        self.width = 0  # cells used on it
+        self.present = present  # whether the bottom row exists in pyte's buffer (it does once drawn on)
+        self.sgr = False  # whether any of lines may hold an SGR (else dropping lines keeps the anchor)
+
+    def text_lines(self, screen: ScreenModel) -> list[str]:
+        buf = screen._buffer
+        columns = screen.columns
+        real = screen.lines - len(self.texts)
+        lines = [_line_text(buf[y], columns) for y in range(real)]
+        lines.extend(self.texts)
+        self.present = True  # ScreenModel.text_lines creates every row it reads
+        return lines
+
+    def flush(self, screen: ScreenModel) -> None:
+        """Build the pending rows' cells into ``screen``'s buffer, exactly as pyte would hold them."""
+        screen._pending = None
+        cols = screen.columns
+        default = self.default
+        reverse = self.reverse
+        attrs = self.anchor
+        built: list[StaticDefaultDict] = []
+        for raw in self.lines:
+            row = StaticDefaultDict(default)
+            built.append(row)
+            x = 0
+            for m in _ROW_TOKEN.finditer(raw):
+                kind = m.lastindex
+                if kind == 1:
+                    text = m.group(1)
+                    glyph = _glyphs(attrs).__getitem__
+                    i = 0
+                    n = len(text)
+                    while i < n:
+                        if x == cols:  # autowrap: the next character starts a new row
+                            row = StaticDefaultDict(default)
+                            built.append(row)
+                            x = 0
+                        k = min(n - i, cols - x)
+                        row.update(zip(range(x, x + k), map(glyph, text[i : i + k]), strict=True))
+                        x += k
+                        i += k
+                elif kind == 2:
+                    attrs = _sgr(attrs, m.group(2), reverse)
+                elif kind == 3:
+                    x = (x // 8 + 1) * 8  # default tab stops, checked when the line was taken
+                else:
+                    x = 0
+        built = built[self.skip :]
+        buf = screen._buffer
+        top = screen.lines - len(built)
+        for i, row in enumerate(built):
+            buf[top + i] = row
+        if not self.present:
+            buf.pop(screen.lines - 1, None)
+
+
+def _default_stops(columns: int) -> set[int]:
+    return set(range(8, columns, 8))
+
+
+# What the fast paths do in the screen's stead (the eager path calls the screen's own CR, LF, TAB and
+# BS; the lazy path does what these do). A subclass that changes any of them gets pyte's path only.
+_REPLICATED = (
+    "draw",
+    "index",
+    "linefeed",
+    "carriage_return",
+    "tab",
+    "select_graphic_rendition",
+    "text_lines",
+    "resize",
+    "default_char",
+    "buffer",
+)
+
+
+def _fast_capable(screen: Any) -> bool:
+    if not isinstance(screen, ScreenModel):
+        return False
+    cls = type(screen)
+    return all(getattr(cls, name) is getattr(ScreenModel, name) for name in _REPLICATED)
+
+
+class FastStream:
+    """``pyte.Stream(screen)`` for a ``ScreenModel``, exact and much faster on floods of text."""
+
+    def __init__(self, screen: ScreenModel) -> None:
+        self.listener = screen
+        self._slow = pyte.Stream(screen)
+        self._fast = _fast_capable(screen) and hasattr(self._slow, "_taking_plain_text")
+        self._stops_for: tuple[int, set[int]] = (-1, set())
+        # The start of an escape sequence cut off at the end of the last chunk, not yet given to
+        # pyte: so far it has no effect on the screen, and whole it may be an SGR this stream takes.
+        self._held = ""
+        # (start, end, text without SGRs) of a fast stretch already checked whole, to reuse.
+        self._plain: tuple[int, int, str] | None = None
+
+    @property
+    def _taking_plain_text(self) -> bool | None:
+        """True while between escape sequences (as ``pyte.Stream`` says it)."""
+        return self._slow._taking_plain_text and not self._held
+
+    def feed(self, data: str) -> None:
+        """Consume text: the screen ends exactly as ``pyte.Stream.feed`` would leave it."""
+        slow = self._slow
+        if not self._fast:
+            slow.feed(data)
+            return
+        if self._held:
+            data = self._held + data
+            self._held = ""
+        tail = _PARTIAL_SGR.search(data, max(0, len(data) - 64))
+        if tail is None:
+            self._feed(data, len(data))
+            return
+        self._feed(data, tail.start())
+        if slow._taking_plain_text:
+            self._held = data[tail.start() :]
+        else:
+            self._feed(data[tail.start() :], len(data) - tail.start())
+
+    def _feed(self, data: str, n: int) -> None:
+        slow = self._slow
+        pos = 0
+        whole = True  # whether to try the whole chunk as one fast stretch (once)
+        while pos < n:
+            if not slow._taking_plain_text:
+                # Inside an escape sequence: one character at a time until pyte is back in ground.
+                slow.feed(data[pos])
+                pos += 1
+                continue
+            if whole:
+                # A flood's chunk is usually one fast stretch: check it whole, faster than _FAST can.
+                whole = False
+                seg = data[pos:n]
+                plain = _SGR.sub("", seg) if "\x1b" in seg else seg
+                if "\x1b" not in plain and (
+                    not plain.encode("ascii").translate(None, _ASCII_FAST)
+                    if plain.isascii()
+                    else _NOT_FAST.search(plain) is None
+                ):
+                    self._plain = (pos, n, plain)
+                    try:
+                        self._fast_region(data, pos, n)
+                    finally:
+                        self._plain = None
+                    return
+            m = _FAST.match(data, pos, n)
+            if m is not None:
+                end = m.end()
+                self._fast_region(data, pos, end)
+                pos = end
+                continue
+            stop = _STOP.search(data, pos + 1, n)
+            end = n if stop is None else stop.start()
+            slow.feed(data[pos:end])
+            pos = end
+
+    # ---- fast regions ----------------------------------------------------------------------
+
+    def _fast_region(self, data: str, pos: int, end: int) -> None:
+        while pos < end:
+            if self._lazy_state():
+                done = self._lazy(data, pos, end)
+                if done > pos:
+                    pos = done
+                    continue
+            nl = data.find("\n", pos, end)
+            stop = end if nl < 0 else nl + 1
+            self._eager(data, pos, stop)
+            pos = stop
+
+    def _lazy_state(self) -> bool:
+        s = self.listener
+        margins = s.margins
+        if margins is not None and (margins.top != 0 or margins.bottom != s.lines - 1):
+            return False
+        mode = s.mode
+        if mo.DECAWM not in mode or mo.IRM in mode or mo.LNM in mode:
+            return False
+        if s.charset != 0 or s.g0_charset != LAT1_MAP:
+            return False
+        c = s.cursor
+        return c.y == s.lines - 1 and 0 <= c.x <= s.columns
+
+    def _tabs_ok(self) -> bool:
+        s = self.listener
+        cols, stops = self._stops_for
+        if cols != s.columns:
+            self._stops_for = (s.columns, _default_stops(s.columns))
+            stops = self._stops_for[1]
+        return s.tabstops == stops
+
+    # ---- the eager path ----------------------------------------------------------------------
+
+    def _eager(self, data: str, pos: int, end: int) -> None:
+        s = self.listener
+        for m in _EAGER_TOKEN.finditer(data, pos, end):
+            kind = m.lastindex
+            if kind == 1:
+                self._draw(m.group(1))
+            elif kind == 2:
+                c = s.cursor
+                c.attrs = _sgr(c.attrs, m.group(2), mo.DECSCNM in s.mode)
+            elif kind == 3:
+                s.carriage_return()
+            elif kind == 4:
+                s.linefeed()
+            elif kind == 5:
+                s.tab()
+            else:
+                s.backspace()
+
+    def _draw(self, text: str) -> None:
+        """pyte's ``Screen.draw`` for characters one cell wide, a row at a time."""
+        s = self.listener
+        c = s.cursor
+        cols = s.columns
+        mode = s.mode
+        if c.x > cols or not 0 <= c.y < s.lines or mo.IRM in mode or s.charset or s.g0_charset != LAT1_MAP:
+            s.draw(text)
+            return
+        glyph = _glyphs(c.attrs).__getitem__
+        buf = s.buffer
+        autowrap = mo.DECAWM in mode
+        n = len(text)
+        i = 0
+        while i < n:
+            if c.x == cols:
+                if not autowrap:
+                    # Each further character overwrites the last column.
+                    buf[c.y][cols - 1] = glyph(text[-1])
+                    break
+                s.dirty.add(c.y)
+                s.carriage_return()
+                s.linefeed()
+            x = c.x
+            k = min(n - i, cols - x)
+            buf[c.y].update(zip(range(x, x + k), map(glyph, text[i : i + k]), strict=True))
+            c.x = x + k
+            i += k
+        s.dirty.add(c.y)
+
+    # ---- the lazy path -----------------------------------------------------------------------
+
+    def _lazy(self, data: str, pos: int, end: int) -> int:
+        """Apply whole lines at the bottom row without building cells; returns where it stopped."""
+        s = self.listener
+        c = s.cursor
+        p: _Pending | None = s._pending
+        if p is not None and c.attrs is not p.attrs:
+            p.flush(s)
+            p = None
+        if p is None:
+            if c.x != 0:
+                return pos
+            row = s._buffer.get(s.lines - 1)
+            if row is not None and (row or row.default != s.default_char):
+                return pos
+            p = _Pending(c.attrs, s.default_char, mo.DECSCNM in s.mode, row is not None)
+        seg = data[pos:end]
+        hint = self._plain
+        plain = hint[2] if hint is not None and hint[0] == pos and hint[1] == end else None
+        out = self._lines_bulk(p, seg, plain) or self._lines_each(p, seg)
+        if out.consumed == 0:
+            return pos
+        self._apply(p, seg[: out.consumed], out)
+        return pos + out.consumed
+
+    def _lines_bulk(self, p: _Pending, seg: str, plain: str | None) -> _Lines | None:
+        """The common case, with C-speed string operations only; None when it does not apply."""
+        s = self.listener
+        cols = s.columns
+        x0 = s.cursor.x
+        sgr = "\x1b" in seg
+        if plain is None:
+            plain = _SGR.sub("", seg) if sgr else seg
+        if "\x08" in plain:
+            return None
+        # Every LF must follow a CR, so each line starts at column 0 (an LF first is fine at column 0),
+        # and every CR must end a line or the stretch (a CR inside a line writes text over text).
+        lead = plain.startswith("\n")
+        if lead:
+            if x0 != 0:
+                return None
+            lines = plain[1:].split("\r\n")
+            lines.insert(0, "")
+        else:
+            lines = plain.split("\r\n")
+        n = len(lines)
+        ends_cr = lines[-1].endswith("\r")
+        if ends_cr:
+            lines[-1] = lines[-1][:-1]
+        joined = "\n".join(lines)
+        if "\r" in joined or joined.count("\n") != n - 1:
+            return None
+        first = lines[0]
+        if first and x0 != p.width:
+            return None
+        out = _Lines()
+        out.raws = seg.split("\n") if sgr else lines[:]
+        lines[0] = p.src + first  # the cursor's row, continued
+        if "\t" in plain or "\t" in p.src:
+            # Tabs already on the cursor's row went to the default stops when they were drawn.
+            if "\t" in plain and not self._tabs_ok():
+                return None
+            srcs = lines
+            lines = (p.src + joined).expandtabs(8).split("\n")
+            if max(map(len, lines)) >= cols:
+                return None
+            out.src = srcs[-1]
+            out.line_rows = [1] * n
+        elif max(map(len, lines)) <= cols:
+            out.src = lines[-1]
+            out.line_rows = [1] * n
+        else:
+            # Rows per line matter only for the lines still on screen (see _apply): the rest stay 1.
+            tail = min(n, self.listener.lines + 1)
+            out.line_rows = [1] * (n - tail)
+            out.line_rows += [(k - 1) // cols + 1 if k else 1 for k in map(len, lines[n - tail :])]
+            lines = _rows_pattern(cols).findall(p.src + joined)
+            out.src = lines[-1]
+        out.width = len(lines[-1])
+        out.scrolls = len(lines) - 1
+        keep = self._keep()
+        if len(lines) > keep:
+            out.omitted = len(lines) - keep
+            lines = lines[out.omitted :]
+        out.texts = list(map(str.rstrip, lines))
+        out.consumed = len(seg)
+        if out.scrolls:
+            out.drew = bool(out.src.replace("\t", ""))
+            out.x = 0 if ends_cr else out.width
+        else:
+            out.touched = bool(first.replace("\t", ""))
+            out.drew = p.present or out.touched
+            out.x = 0 if ends_cr else out.width if first else x0
+        return out
+
+    def _lines_each(self, p: _Pending, seg: str) -> _Lines:
+        """Line by line, stopping before the first line the lazy path cannot take."""
+        s = self.listener
+        cols = s.columns
+        out = _Lines()
+        x = s.cursor.x
+        tabs_ok: bool | None = None
+        consumed = 0
+        for i, raw in enumerate(seg.split("\n")):
+            plain = _SGR.sub("", raw) if "\x1b" in raw else raw
+            cr = plain.endswith("\r")
+            body = plain[:-1] if cr else plain
+            if "\r" in body or "\x08" in body:
+                break
+            if "\t" in body:
+                if tabs_ok is None:
+                    tabs_ok = self._tabs_ok()
+                if not tabs_ok:
+                    break
+            if i == 0:
+                if body and x != p.width:
+                    break
+                made = _line_rows(p.src + body, cols)
+            else:
+                if body and x != 0:
+                    break
+                made = _line_rows(body, cols)
+            if made is None:
+                break
+            texts, out.src, out.width = made
+            out.texts.extend(texts)
+            out.raws.append(raw)
+            out.line_rows.append(len(texts))
+            drew = bool(body.replace("\t", ""))
+            if i == 0:
+                out.touched = drew
+                out.drew = p.present or drew
+            else:
+                out.drew = drew
+            if len(texts) > 1:
+                out.drew = True
+            if cr:
+                x = 0
+            elif body:
+                x = out.width
+            consumed += len(raw) + (1 if i else 0)
+        out.x = x
+        out.scrolls = len(out.texts) - 1
+        out.consumed = consumed if out.raws else 0
+        return out
+
+    def _keep(self) -> int:
+        """Rows worth making text for: the scrollback kept plus the screen."""
+        s = self.listener
+        maxlen = s.history.maxlen
+        return (1 << 62) if maxlen is None else maxlen + s.lines
+
+    def _apply(self, p: _Pending, seg: str, out: _Lines) -> None:
+        s = self.listener
+        rows = s.lines
+        scrolls = out.scrolls
+        have = len(p.texts)
+        if scrolls:
+            buf = s._buffer
+            real = rows - have  # rows above the pending ones, still built
+            from_real = min(scrolls, real)
+            push: list[str] = []
+            if not s.alternate:
+                push = [_line_text(buf[y], s.columns) for y in range(from_real)]
+            for y in range(real - from_real):
+                buf[y] = buf[y + scrolls]
+            kept = min(rows, have + scrolls)
+            texts = out.texts if out.omitted else p.texts[:-1] + out.texts
+            if not s.alternate:
+                push.extend(texts[: len(texts) - kept])
+                maxlen = s.history.maxlen
+                if maxlen is not None and len(push) > maxlen:
+                    push = push[len(push) - maxlen :]
+                s.history.extend(push)
+                s.scrolled += scrolls
+            p.texts = texts[len(texts) - kept :]
+            lines = p.lines[:-1]
+            lines.append(p.lines[-1] + out.raws[0])
+            lines.extend(out.raws[1:])
+            line_rows = p.rows[:-1]
+            line_rows.append(p.rows[-1] - 1 + out.line_rows[0])
+            line_rows.extend(out.line_rows[1:])
+            # Keep the lines that have a row on screen; fold the colours of those gone. Each line has at
+            # least one row, so the last `kept` lines hold them all.
+            n = len(lines)
+            tail = line_rows[max(0, n - kept) :]
+            if len(tail) == n:
+                tail[0] -= p.skip
+            seen = list(accumulate(reversed(tail)))
+            k = bisect_left(seen, kept)
+            j = n - 1 - k
+            skip = seen[k] - kept + (p.skip if j == 0 else 0)
+            p.sgr = p.sgr or "\x1b" in seg
+            if j and p.sgr:
+                p.anchor = _fold(p.anchor, "".join(lines[:j]), p.reverse)
+            p.lines = lines[j:]
+            p.rows = line_rows[j:]
+            p.skip = skip
+            if skip and len(p.lines[0]) > 4096:
+                # A very long line (no LF for a while): cut it where its first row on screen starts.
+                head, rest = _row_cuts(p.lines[0], [skip * s.columns])
+                p.anchor = _fold(p.anchor, head, p.reverse)
+                p.lines[0] = rest
+                p.rows[0] -= skip
+                p.skip = 0
+            p.present = out.drew
+            s.dirty.update(range(rows))
+        else:
+            p.texts[-1] = out.texts[0]
+            p.lines[-1] += out.raws[0]
+            p.rows[-1] += out.line_rows[0] - 1
+            p.sgr = p.sgr or "\x1b" in seg
+            p.present = out.drew
+            if out.touched:
+                s.dirty.add(s.cursor.y)
+        p.src = out.src
+        p.width = out.width
+        p.attrs = s.cursor.attrs = _fold(s.cursor.attrs, seg, p.reverse)
+        s.cursor.x = out.x
+        s._pending = p

@@ -1,0 +1,412 @@
+"""FastStream leaves exactly the screen pyte.Stream leaves, for any bytes and any chunking.
+
+The examples per property default to a CI budget; ``CLIVE_HYPOTHESIS_EXAMPLES=5000`` runs more.
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import os
+import random
+from typing import Any
+
+import pyte
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import clive.terminal
+from clive.fastfeed import FastStream, _apply_sgr
+from clive.screen import ScreenModel
+from clive.terminal import Terminal
+
+EXAMPLES = int(os.environ.get("CLIVE_HYPOTHESIS_EXAMPLES", "300"))
+# The screen model, and the Terminal's own subclass of it when there is one.
+SCREENS = [ScreenModel, *[cls for cls in [getattr(clive.terminal, "_Screen", None)] if cls is not None]]
+PROPERTY = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+# A long run (thousands of examples) may take many minutes: no per-test timeout then.
+LONG_RUN = pytest.mark.timeout(0 if EXAMPLES > 300 else 120)
+
+# ---- byte streams ----------------------------------------------------------------------------
+
+_num = st.integers(min_value=0, max_value=30).map(str)
+_opt = st.one_of(st.just(""), _num)
+
+
+def _csi(final: str, params: st.SearchStrategy[str] = _opt) -> st.SearchStrategy[bytes]:
+    return params.map(lambda p: f"\x1b[{p}{final}".encode())
+
+
+_sgr_param = st.one_of(
+    st.sampled_from(["", "0", "00", "1", "3", "4", "5", "7", "9", "22", "23", "24", "27", "29", "39", "49", "99"]),
+    st.integers(30, 47).map(str),
+    st.integers(90, 107).map(str),
+    st.integers(0, 300).map(lambda n: f"38;5;{n}"),
+    st.integers(0, 260).map(lambda n: f"48;5;{n}"),
+    st.tuples(st.integers(0, 300), st.integers(0, 255), st.integers(0, 255)).map(lambda t: "38;2;{};{};{}".format(*t)),
+    st.tuples(st.integers(0, 255), st.integers(0, 255)).map(lambda t: "48;2;{};{}".format(*t)),  # one short
+    st.sampled_from(["38", "38;5", "48;2", "12345"]),
+)
+sgr = st.lists(_sgr_param, max_size=4).map(lambda ps: ("\x1b[" + ";".join(ps) + "m").encode())
+
+words = st.sampled_from([b"hello", b"world ", b"a", b" ", b"   ", b"foo bar baz", b"0123456789" * 3])
+long_run = st.integers(1, 200).map(lambda n: b"x" * n)
+narrow = st.sampled_from(["é", "ß", "─", "│", "λ", "€", "\ufffd", "ж"]).map(str.encode)
+wide = st.sampled_from(["中", "文", "😀", "🎉", "\u3000", "ｱ"]).map(str.encode)
+combining = st.sampled_from(["e\u0301", "\u0301", "a\u0308\u0304", "\u0327"]).map(str.encode)
+invalid = st.sampled_from([b"\xff", b"\xc3", b"\xe4\xb8", b"\x80", b"\xed\xa0\x80", b"\xf0\x9f"])
+line_ends = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\r", b"\n", b"\t", b"\x08", b"\x08\x08"])
+moves = st.one_of(
+    st.tuples(_opt, _opt).map(lambda t: f"\x1b[{t[0]};{t[1]}H".encode()),
+    *(_csi(f) for f in "ABCDEFGdf`e"),
+)
+erase = st.one_of(_csi("K", st.sampled_from(["", "0", "1", "2"])), _csi("J", st.sampled_from(["", "0", "1", "2", "3"])))
+regions = st.one_of(
+    st.tuples(_opt, _opt).map(lambda t: f"\x1b[{t[0]};{t[1]}r".encode()),
+    st.just(b"\x1b[r"),
+    st.sampled_from([b"\x1bD", b"\x1bM", b"\x1bE"]),
+)
+edits = st.one_of(*(_csi(f) for f in "LM@PX"))
+alternate = st.sampled_from(
+    [b"\x1b[?1049h", b"\x1b[?1049l", b"\x1b[?47h", b"\x1b[?47l", b"\x1b[?1047h", b"\x1b[?1047l"]
+)
+modes = st.sampled_from(
+    [
+        b"\x1b[?7l",
+        b"\x1b[?7h",
+        b"\x1b[4h",
+        b"\x1b[4l",
+        b"\x1b[20h",
+        b"\x1b[20l",
+        b"\x1b[?5h",
+        b"\x1b[?5l",
+        b"\x1b[?25l",
+        b"\x1b[?25h",
+        b"\x1b[?2004h",
+        b"\x1b[?1h",
+    ]
+)
+misc = st.sampled_from(
+    [
+        b"\x1bc",
+        b"\x1b]0;a title\x07",
+        b"\x1b]2;t\x1b\\",
+        b"\x1bH",
+        b"\x1b[3g",
+        b"\x1b[g",
+        b"\x1b7",
+        b"\x1b8",
+        b"\x07",
+        b"\x00",
+        b"\x7f",
+        b"\x1b[6n",
+        b"\x1b[5n",
+        b"\x1b[c",
+        b"\x1b(0",
+        b"\x1b#8",
+        b"\x1b[?3h",
+        b"\x1b[3",
+    ]
+)
+# pyte's draw() stops a text run at these and drops the rest of it (so runs split differently differ),
+# and these sequences raise inside pyte (so the rest of that chunk is lost): chunking changes them.
+run_breakers = st.sampled_from(
+    ["\x01", "\x1a", "\x0b", "\x0c", "\x0e", "\u200d", "\ufe0f", "\u200b", "\u0085", "\u20dd"]
+).map(str.encode)
+raisers = st.sampled_from([b"\x1b[?6h\x1b[3d", b"\x1b[1;2;3A", b"\x1b[?1m", "\x1b[\u00b2m".encode(), b"\x1b[?5f"])
+
+
+def _flood_line(cols: int) -> st.SearchStrategy[bytes]:
+    piece = st.one_of(
+        words,
+        sgr,
+        sgr,
+        st.just(b"\t"),
+        narrow,
+        st.integers(0, 3 * cols).map(lambda n: b"w" * n),
+        st.sampled_from([b"\r", b"\x08", b"  "]),
+    )
+    end = st.sampled_from([b"\r\n"] * 6 + [b"\n", b"\r\r\n", b"", b"\r"])
+    return st.tuples(st.lists(piece, max_size=6), end).map(lambda t: b"".join(t[0]) + t[1])
+
+
+def _flood(cols: int) -> st.SearchStrategy[bytes]:
+    """A burst of lines, as a program printing a lot writes them."""
+    return st.lists(_flood_line(cols), min_size=1, max_size=40).map(b"".join)
+
+
+@functools.cache
+def _token(cols: int, *, exact_chunking: bool) -> st.SearchStrategy[bytes]:
+    common = [
+        words,
+        words,
+        long_run,
+        narrow,
+        wide,
+        combining,
+        invalid,
+        sgr,
+        sgr,
+        line_ends,
+        line_ends,
+        moves,
+        erase,
+        regions,
+        edits,
+        alternate,
+        modes,
+        misc,
+        _flood_line(cols),
+        _flood(cols),
+        _flood(cols),
+        _flood(cols),
+    ]
+    if exact_chunking:
+        common += [run_breakers, raisers]
+    return st.one_of(*common)
+
+
+@st.composite
+def sessions(draw: Any, *, exact_chunking: bool) -> tuple[type, int, int, int, list[Any]]:
+    """(screen class, columns, rows, history, ops): ops are bytes or ('resize', rows, columns)."""
+    screen = draw(st.sampled_from(SCREENS))
+    cols = draw(st.sampled_from([1, 2, 5, 8, 9, 17, 40, 80]))
+    rows = draw(st.sampled_from([1, 2, 3, 5, 24]))
+    history = draw(st.sampled_from([0, 3, 100]))
+    ops: list[Any] = []
+    for _ in range(draw(st.integers(1, 60))):
+        if draw(st.integers(0, 30)) == 0:
+            ops.append(("resize", draw(st.integers(1, 30)), draw(st.integers(1, 90))))
+        else:
+            ops.append(draw(_token(cols, exact_chunking=exact_chunking)))
+    return screen, cols, rows, history, ops
+
+
+def _cuts(draw: Any, data: bytes) -> list[bytes]:
+    sizes = st.sampled_from([1, 1, 2, 3, 5, 8, 13, 64, 500, 4096])
+    chunks = []
+    pos = 0
+    while pos < len(data):
+        size = draw(sizes)
+        chunks.append(data[pos : pos + size])
+        pos += size
+    return chunks
+
+
+def _segments(ops: list[Any]) -> list[Any]:
+    """Bytes between resizes joined: [bytes, ('resize', r, c), bytes, ...]."""
+    out: list[Any] = [b""]
+    for op in ops:
+        if isinstance(op, tuple):
+            out.extend([op, b""])
+        else:
+            out[-1] += op
+    return out
+
+
+# ---- feeding and comparing --------------------------------------------------------------------
+
+
+class Fed:
+    """A screen fed through a stream the way Terminal feeds it (incremental UTF-8, errors replaced)."""
+
+    def __init__(self, cols: int, rows: int, history: int, stream: type, screen: type = ScreenModel) -> None:
+        self.screen = screen(cols, rows, history=history)
+        self.stream = stream(self.screen)
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.errors: list[str] = []
+
+    def feed(self, chunk: bytes) -> None:
+        try:
+            self.stream.feed(self.decoder.decode(chunk))
+        except Exception as exc:  # noqa: BLE001 - pyte raises on some sequences; both must raise alike
+            self.errors.append(type(exc).__name__)
+
+    def resize(self, rows: int, cols: int) -> None:
+        self.screen.resize(rows, cols)
+
+
+def _rows(rows: dict) -> dict:
+    return {y: (row.default, dict(row)) for y, row in rows.items()}
+
+
+def state(screen: ScreenModel) -> dict[str, Any]:
+    """Everything a feed can change, cells included (reading `buffer` builds any pending rows)."""
+    c = screen.cursor
+    saved = screen._saved_main
+    return {
+        "size": (screen.columns, screen.lines),
+        "rows": _rows(screen.buffer),
+        "cursor": (c.x, c.y, c.attrs, c.hidden),
+        "mode": set(screen.mode),
+        "margins": screen.margins,
+        "title": (screen.title, screen.icon_name),
+        "history": list(screen.history),
+        "scrolled": screen.scrolled,
+        "alternate": screen.alternate,
+        "dirty": set(screen.dirty),
+        "tabstops": set(screen.tabstops),
+        "charsets": (screen.charset, screen.g0_charset, screen.g1_charset),
+        "savepoints": [
+            (sp.cursor.x, sp.cursor.y, sp.cursor.attrs, sp.cursor.hidden, sp[1:]) for sp in screen.savepoints
+        ],
+        "saved_main": None
+        if saved is None
+        else (_rows(saved[0]), saved[1] and (saved[1].x, saved[1].y, saved[1].attrs)),
+    }
+
+
+def assert_same(reference: Fed, fast: Fed) -> None:
+    want, got = state(reference.screen), state(fast.screen)
+    for key in want:
+        assert got[key] == want[key], f"{key} differs"
+    assert fast.errors == reference.errors
+
+
+# ---- properties ---------------------------------------------------------------------------------
+
+
+@LONG_RUN
+@PROPERTY
+@given(session=sessions(exact_chunking=True), data=st.data())
+def test_same_chunks_give_the_same_screen_for_any_bytes(session: Any, data: st.DataObject) -> None:
+    """Any bytes at all, the same chunks to both, the screen read (text_lines) at the same moments."""
+    screen, cols, rows, history, ops = session
+    reference = Fed(cols, rows, history, pyte.Stream, screen)
+    fast = Fed(cols, rows, history, FastStream, screen)
+    for segment in _segments(ops):
+        if isinstance(segment, tuple):
+            reference.resize(segment[1], segment[2])
+            fast.resize(segment[1], segment[2])
+            continue
+        for chunk in _cuts(data.draw, segment):
+            reference.feed(chunk)
+            fast.feed(chunk)
+            if data.draw(st.integers(0, 3)) == 0:
+                assert fast.screen.text_lines() == reference.screen.text_lines()
+    assert_same(reference, fast)
+
+
+@LONG_RUN
+@PROPERTY
+@given(session=sessions(exact_chunking=False), data=st.data())
+def test_any_chunking_gives_the_screen_of_one_feed(session: Any, data: st.DataObject) -> None:
+    """pyte fed everything between resizes at once; FastStream fed the same bytes cut anywhere."""
+    screen, cols, rows, history, ops = session
+    reference = Fed(cols, rows, history, pyte.Stream, screen)
+    fast = Fed(cols, rows, history, FastStream, screen)
+    for segment in _segments(ops):
+        if isinstance(segment, tuple):
+            reference.resize(segment[1], segment[2])
+            fast.resize(segment[1], segment[2])
+            continue
+        reference.feed(segment)
+        for chunk in _cuts(data.draw, segment):
+            fast.feed(chunk)
+    assert_same(reference, fast)
+
+
+@LONG_RUN
+@PROPERTY
+@given(
+    st.lists(st.integers(0, 10_050), max_size=8),
+    st.sampled_from(["default", "red", "ff0000"]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_sgr_is_pytes(params: list[int], fg: str, bold: bool, reverse_screen: bool) -> None:
+    screen = ScreenModel(10, 2)
+    if reverse_screen:
+        screen.set_mode(pyte.modes.DECSCNM >> 5, private=True)
+    screen.cursor.attrs = screen.cursor.attrs._replace(fg=fg, bold=bold)
+    before = screen.cursor.attrs
+    text = ";".join(map(str, params))
+    screen.select_graphic_rendition(*[min(p, 9999) for p in params] or [0])
+    assert _apply_sgr(before, text, screen.default_char) == screen.cursor.attrs
+
+
+# ---- floods ---------------------------------------------------------------------------------------
+
+
+def coloured_flood(size: int, seed: int = 3) -> bytes:
+    rng = random.Random(seed)
+    out = []
+    total = 0
+    n = 0
+    while total < size:
+        words = [
+            rng.choice(["alpha", "beta", "gamma", "ERROR", "warn", "x" * rng.randint(1, 60)])
+            for _ in range(rng.randint(0, 14))
+        ]
+        if n % 97 == 0:
+            words = ["\t", *[w[:8] for w in words[:3]], "\tend"]
+        line = " ".join(
+            f"\x1b[{rng.choice(['31', '1;32', '38;5;208', '48;2;1;2;3'])}m{w}\x1b[0m" if i % 3 == 1 else w
+            for i, w in enumerate(words)
+        )
+        line = f"{n:07d} {line}\r\n".encode()
+        out.append(line)
+        total += len(line)
+        n += 1
+    return b"".join(out)
+
+
+def test_a_2mb_coloured_flood_in_random_chunks_matches_pyte() -> None:
+    data = coloured_flood(2_000_000)
+    rng = random.Random(11)
+    reference, fast = Fed(80, 24, 5000, pyte.Stream), Fed(80, 24, 5000, FastStream)
+    reference.feed(data)
+    pos = 0
+    while pos < len(data):
+        size = rng.choice([1, 7, 100, 4095, 4096, 65536])
+        fast.feed(data[pos : pos + size])
+        pos += size
+    assert fast.screen._pending is not None  # the bottom rows' cells are not built yet
+    assert fast.screen.text_lines() == reference.screen.text_lines()
+    assert_same(reference, fast)
+
+
+def test_a_flood_larger_than_the_scrollback_in_one_feed_keeps_only_what_can_be_seen() -> None:
+    data = coloured_flood(600_000, seed=5) + b"last line\r\n\x1b[1mbold prompt$ "
+    reference, fast = Fed(80, 24, 300, pyte.Stream), Fed(80, 24, 300, FastStream)
+    reference.feed(data)
+    fast.feed(data)
+    assert fast.screen.text_lines() == reference.screen.text_lines()
+    assert_same(reference, fast)
+    assert fast.screen.history[-1] == "last line" or "last line" in fast.screen.text_lines()
+
+
+def test_text_lines_reads_a_flood_without_building_cells() -> None:
+    fast = Fed(80, 24, 100, FastStream)
+    fast.feed(b"".join(b"line %d\r\n" % i for i in range(1000)))
+    lines = fast.screen.text_lines()
+    assert lines[-2] == "line 999" and fast.screen._pending is not None
+    assert fast.screen.buffer[22][0].data == "l" and fast.screen._pending is None
+
+
+def test_a_chunk_ending_inside_an_sgr_waits_for_the_rest() -> None:
+    fast = Fed(20, 3, 10, FastStream)
+    fast.feed(b"a\x1b[3")
+    assert not fast.stream._taking_plain_text
+    fast.feed(b"1mb\r\n")
+    assert fast.screen.buffer[0][1].fg == "red"
+
+
+@pytest.mark.timeout(60)
+def test_fast_stream_in_a_real_terminal_keeps_screen_and_scrollback(tmp_path: Any) -> None:
+    with Terminal(cols=80, rows=24, cwd=tmp_path) as term:
+        with term._cond:
+            if not isinstance(term._stream, FastStream):
+                term._stream = FastStream(term._screen)
+            assert term._stream._fast, "the Terminal's screen class turns FastStream's shortcuts off"
+        result = term.run("seq 1 20000; printf '\\033[31mred\\033[0m done\\n'")
+        assert result.exit_code == 0
+        snap = term.snapshot(with_style=True)
+        assert "red done" in snap.lines and "20000" in snap.lines
+        assert "19000" in term.history()
+        assert any(run.fg == "red" for row in snap.styles or () for run in row)
