@@ -82,6 +82,8 @@ def _zsh_rc(nonce: str, user_rc: bool) -> str:
         lines.append('[ -f "$HOME/.zshrc" ] && . "$HOME/.zshrc"')
     lines += [
         "unset HISTFILE",
+        # Terminal modes a program left broken (stty raw, -echo) are undone when it exits.
+        "ttyctl -f",
         "__clive_precmd() { print -n \"\\e]133;D;$?;p=$((++__clive_p));" + nonce + "\\a\" }",
         "__clive_preexec() { print -n \"\\e]133;C;" + nonce + "\\a\" }",
         "precmd_functions=(__clive_precmd $precmd_functions)",

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import codecs
+import inspect
 import os
 import re
 import select
 import shlex
 import shutil
 import signal
+import sys
 import termios
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pexpect
 import pyte
@@ -36,19 +38,12 @@ _READY_LAST_QUICK_CHECK = 0.005
 _READY_SLOW_CHECK = 0.05
 # parser_errors and listener_errors keep this many messages; a program could otherwise grow them forever.
 ERRORS_KEPT = 100
-# Terminal modes a command must run with, as (name, index in tcgetattr's list, flag): without them
-# Ctrl-C does nothing, typed commands are not shown, lines are read key by key, or output staircases.
-_COMMAND_MODES = (
-    ("isig", 3, termios.ISIG),
-    ("icanon", 3, termios.ICANON),
-    ("echo", 3, termios.ECHO),
-    ("opost", 1, termios.OPOST),
-    ("onlcr", 1, termios.ONLCR),
-    ("icrnl", 0, termios.ICRNL),
-)
-# The ones still visible at the prompt: readline and ZLE turn echo and canonical mode off while a
-# line is edited (and back on to run it), but leave these as the last command left them.
-_PROMPT_MODES = (("isig", 3, termios.ISIG), ("opost", 1, termios.OPOST), ("ixon", 0, termios.IXON))
+# Terminal modes a program may leave switched off that show at the prompt, as (name, index in
+# tcgetattr's list, flag). Readline and ZLE switch echo and canonical mode off while a line is edited
+# and back to what the last command left to run the next, so those cannot be seen there.
+_PROMPT_MODES = (("isig", 3, termios.ISIG), ("opost", 1, termios.OPOST))
+# The typed command as echoed, for the echo check: escape sequences and white space removed.
+_ECHO_NOISE = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x20\x7f]")
 
 
 class TerminalError(Exception):
@@ -75,14 +70,67 @@ class CommandResult:
 
 
 class TerminalListener(Protocol):
-    """Receives every byte the terminal shows and every byte sent to it (the recorder is one).
-
-    A listener may also have ``on_repair(what: str)``: called when clive restored a sane terminal
-    after a program left it in a bad state (see ``Terminal.repairs``)."""
+    """Receives every byte the terminal shows and every byte sent to it (the recorder is one)."""
 
     def on_output(self, data: bytes) -> None: ...
 
     def on_input(self, data: bytes, secret: bool) -> None: ...
+
+
+def _tolerant(screen: type[ScreenModel], name: str) -> Callable[..., None] | None:
+    """``screen.<name>`` taking any CSI parameters, as xterm does: extra ones are dropped, and a
+    private (``CSI ? ...``) form the handler has no use for is ignored. None if it already does."""
+    handler = getattr(screen, name)
+    params = list(inspect.signature(handler).parameters.values())[1:]
+    takes_private = any(p.name == "private" or p.kind is p.VAR_KEYWORD for p in params)
+    if takes_private and any(p.kind is p.VAR_POSITIONAL for p in params):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    most = sum(1 for p in params if p.kind in positional and p.name != "private")
+
+    def tolerant(self: ScreenModel, *values: int, private: bool = False) -> None:
+        if not private:
+            handler(self, *values[:most])
+        elif takes_private:
+            handler(self, *values[:most], private=True)
+
+    tolerant.__name__ = name
+    return tolerant
+
+
+class _Screen(ScreenModel):
+    """The screen model with xterm's defaults where pyte differs: DECCOLM (``CSI ? 3 h``, 132 columns)
+    is ignored, since the PTY keeps its size; so are extra parameters and unknown private forms of
+    other sequences (below)."""
+
+    def set_mode(self, *modes: int, **kwargs: Any) -> None:
+        if kwargs.get("private"):
+            modes = tuple(m for m in modes if m != 3)
+        if modes:
+            super().set_mode(*modes, **kwargs)
+
+    def reset_mode(self, *modes: int, **kwargs: Any) -> None:
+        if kwargs.get("private"):
+            modes = tuple(m for m in modes if m != 3)
+        if modes:
+            super().reset_mode(*modes, **kwargs)
+
+    # pyte fails (UnboundLocalError) on an erase mode it does not know; xterm ignores it.
+    def erase_in_line(self, how: int = 0, private: bool = False) -> None:
+        if how in (0, 1, 2):
+            super().erase_in_line(how, private)
+
+    def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
+        if how in (0, 1, 2, 3):
+            super().erase_in_display(how, *args, **kwargs)
+
+
+# pyte hands a handler every parameter of its sequence, and ``private=True`` for ``CSI ? ...``: most
+# handlers take neither, and the TypeError would reset the parser and lose the rest of the chunk.
+for _name in set(pyte.Stream.csi.values()):
+    _handler = _tolerant(_Screen, _name)
+    if _handler is not None:
+        setattr(_Screen, _name, _handler)
 
 
 class _ControlStrings:
@@ -207,7 +255,7 @@ class Terminal:
                 raise TerminalError(str(exc)) from None
 
         self._cond = threading.Condition()
-        self._screen = ScreenModel(cols, rows, history=history, reply=self._reply)
+        self._screen = _Screen(cols, rows, history=history, reply=self._reply)
         self._stream = pyte.Stream(self._screen)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._strings = _ControlStrings()
@@ -219,7 +267,9 @@ class Terminal:
         self.listener_errors: list[str] = []
         self.repairs: list[str] = []  # what clive restored after a program left the terminal broken
         self._tty_baseline: list | None = None  # the modes at the first prompt
-        self._tty_broken: list[str] = []  # bad modes seen when a command's output began
+        self._replied = False  # answered a query (cursor position, attributes) since the last command
+        self._echo_expected: bytes | None = None  # the start of the line run() typed, as echoed
+        self._echo_lost = False
         self._capture: bytearray | None = None
         self._capture_dropped = 0
         self._last_capture = b""
@@ -242,6 +292,11 @@ class Terminal:
         if sandbox is not None:
             child_env["TMPDIR"] = "/tmp"  # the sandbox's own tmpfs; the host's may not be writable
         limits = limits if limits is not None else Limits()
+        try:
+            Watchdog.start()
+        except OSError as exc:
+            self._cleanup_files()
+            raise TerminalError(f"cannot start the watchdog ({sys.executable}): {exc}") from None
         self._cgroup = Cgroup.create(limits)
         self.enforcement: Enforcement
         self.enforcement, rlimits = child_setup(limits, self._cgroup)
@@ -277,7 +332,7 @@ class Terminal:
         # (the shell inside leads another). ``pid`` is the shell's, known in a sandbox once the
         # shell shows its prompt.
         self._session: int = self._proc.pid
-        self._watchdog = Watchdog(self._session, self._cgroup)
+        Watchdog.watch(self._session)
         self._proc.delaybeforesend = None
         # Closing ends the whole session first (procs.end_session), so pexpect's sleeps are waste.
         self._proc.ptyproc.delayafterclose = 0
@@ -380,9 +435,9 @@ class Terminal:
     def _on_marker(self, kind: str, code: bytes | None, prompt_no: bytes | None, now: float) -> None:
         self._counts[kind] += 1
         if kind == "C":
+            self._check_echo()
             self._capture = bytearray()
             self._capture_dropped = 0
-            self._check_command_modes()
         elif kind == "D":
             number = int(prompt_no) if prompt_no is not None else self._prompt_no + 1
             if number <= self._prompt_no:
@@ -397,23 +452,19 @@ class Terminal:
         elif kind == "B" and self._prompt_no > self._enter_prompt_no:
             self._at_prompt = True
 
-    def _check_command_modes(self) -> None:
-        # The C marker is printed after the shell has put back the modes commands run with, and
-        # before the command takes the terminal: if the shell still owns it after we read the modes,
-        # they are the shell's, not the new command's own (vim's raw mode is no fault).
-        try:
-            modes = termios.tcgetattr(self._fd)
-            if os.tcgetpgrp(self._fd) != self.pid:
-                return
-        except (OSError, termios.error):
-            return
-        self._tty_broken = [name for name, i, flag in _COMMAND_MODES if not modes[i] & flag]
+    def _check_echo(self) -> None:
+        # Readline does not echo what is typed when the last command left echo off (stty -echo); the
+        # modes cannot show it at the prompt, but the line run() typed is missing before the C marker.
+        expected, self._echo_expected = self._echo_expected, None
+        if expected and self._capture is not None:
+            self._echo_lost = expected not in _ECHO_NOISE.sub(b"", self._capture)
 
     def _reply(self, data: str) -> None:
         try:
             os.write(self._fd, data.encode())
         except OSError:
             pass
+        self._replied = True
 
     # ---- writing -------------------------------------------------------------------------
 
@@ -476,8 +527,13 @@ class Terminal:
             p0, c0 = self._prompt_no, self._counts["C"]
             self._capture = bytearray()
             self._capture_dropped = 0
+            self._echo_expected = _ECHO_NOISE.sub(b"", command.encode())[:24]
+        # A program that asked for the cursor position and exited without reading the answer left
+        # it in the shell's input, in front of whatever is typed next: Ctrl-U clears the line.
+        clear = "\x15" if self._replied else ""
+        self._replied = False
         started = time.monotonic()
-        self._send(command + "\r")
+        self._send(clear + command + "\r")
         self._wait_for(
             lambda: self._prompt_no > p0 and self._at_prompt,
             timeout,
@@ -504,31 +560,22 @@ class Terminal:
         if screen_fix:
             # Fed to the screen as output (and so recorded in the cast), as a terminal would get it.
             self._ingest(screen_fix.encode(), from_pty=False)
-            self._note_repair("screen: " + ", ".join(fixed))
-        bad = list(self._tty_broken)
+            self.repairs.append("screen: " + ", ".join(fixed))
         try:
             modes = termios.tcgetattr(self._fd)
         except (OSError, termios.error):
-            modes = None
-        if self._tty_baseline is not None and modes is not None:
-            base = self._tty_baseline
-            bad += [name for name, i, flag in _PROMPT_MODES if base[i] & flag and not modes[i] & flag]
+            return
+        base = self._tty_baseline
+        bad = [name for name, i, flag in _PROMPT_MODES if base and base[i] & flag and not modes[i] & flag]
+        if self._echo_lost:
+            bad.append("echo")
         if bad:
+            # bash keeps the modes the last command left and gives them to the next one; `stty sane`
+            # run by the shell puts its saved modes right. (zsh undoes them itself: ttyctl -f.)
             result = self._run_line("stty sane", timeout=10.0)
-            self._tty_broken = []
+            self._echo_lost = False
             outcome = "" if result.exit_code == 0 else f" (failed: exit code {result.exit_code})"
-            off = ", ".join(sorted(set(bad)))
-            self._note_repair(f"terminal modes: stty sane, {off} had been switched off{outcome}")
-
-    def _note_repair(self, what: str) -> None:
-        self.repairs.append(what)
-        for listener in self.listeners:
-            hook = getattr(listener, "on_repair", None)
-            if hook is not None:
-                try:
-                    hook(what)
-                except Exception as exc:  # noqa: BLE001 - the repair is done; the note is best effort
-                    _note(self.listener_errors, exc)
+            self.repairs.append(f"terminal modes: stty sane, {', '.join(bad)} had been switched off{outcome}")
 
     def interrupt(self, grace: float = 1.0) -> None:
         """Bring the prompt back: Ctrl-C, then SIGTERM, then SIGKILL to the foreground process group."""
@@ -747,7 +794,7 @@ class Terminal:
                 pass
         if self._cgroup is not None:
             self._cgroup.remove()
-        self._watchdog.release()
+        Watchdog.unwatch(self._session)
         self._cleanup_files()
 
     def _cleanup_files(self) -> None:
@@ -769,17 +816,13 @@ def _screen_repair(screen: ScreenModel) -> tuple[str, list[str]]:
         fixes.append(("\x1b[?1049l", "left the alternate screen"))
     if not screen.cursor_visible:
         fixes.append(("\x1b[?25h", "showed the cursor"))
-    if screen.app_cursor_keys:
-        fixes.append(("\x1b[?1l", "normal cursor keys"))
     if pyte.modes.IRM in screen.mode:
         fixes.append(("\x1b[4l", "insert mode off"))
     if pyte.modes.DECAWM not in screen.mode:
         fixes.append(("\x1b[?7h", "line wrap on"))
-    if screen.margins is not None:
+    if screen.margins is not None and tuple(screen.margins) != (0, screen.lines - 1):
         # DECSTBM homes the cursor: save and restore it around the reset.
         fixes.append(("\x1b7\x1b[r\x1b8", "full-screen scroll region"))
-    if screen.charset != 0 or screen.g0_charset != pyte.charsets.LAT1_MAP:
-        fixes.append(("\x0f\x1b(B", "ASCII character set"))
     return "".join(code for code, _ in fixes), [what for _, what in fixes]
 
 
