@@ -204,8 +204,13 @@ class Agent:
                 self._finish_cycle(action, outcome, decision, observation, source)
                 return outcome
             action = approved
+        repairs = getattr(self.terminal, "repairs", [])
+        before = len(repairs)
         outcome = self.executor.execute(action)
         self._finish_cycle(action, outcome, decision, observation, source)
+        for what in repairs[before:]:
+            # A program left the terminal broken and clive put it right before this action.
+            self._record("repair", what=what)
         return outcome
 
     def _finish_cycle(

@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--approve", action="store_true", help="ask before every action (on stdin)")
     run.add_argument("--deny", action="append", default=[], metavar="REGEX",
                      help="refuse commands matching REGEX (adds to the built-in guard)")
+    run.add_argument("--sandbox", action="store_true",
+                     help="run the shell under bubblewrap: only the workdir and a scratch folder writable, "
+                     "no network")
     run.add_argument("--tui", action="store_true", help="watch the run live in the viewer")
 
     sessions = sub.add_parser("sessions", help="list recorded sessions, one line each")
@@ -127,6 +130,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             approve=args.approve,
             deny=tuple(args.deny),
             max_cycles=args.max_cycles,
+            sandbox=args.sandbox,
         )
         if args.tui:
             from clive.tui.live import run_live

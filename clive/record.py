@@ -43,7 +43,7 @@ from clive.cast import (
     write_all,
 )
 from clive.fastfeed import FastStream
-from clive.screen import ScreenModel, Snapshot
+from clive.screen import ControlStrings, ScreenModel, Snapshot, TerminalScreen
 
 __all__ = [
     "REDACTED",
@@ -743,6 +743,7 @@ class SessionReader:
         self._cells: dict[Char, Char] = {}
         self._work: ScreenModel | None = None
         self._stream: FastStream | None = None
+        self._strings = ControlStrings()
         self._work_pos = 0
         self._last_kf = 0
         self._chars_since_kf = 0
@@ -915,13 +916,14 @@ class SessionReader:
     def _seek(self, n: int) -> ScreenModel:
         cast = self._require_cast()
         if not self._kf_pos:
-            first = ScreenModel(cast.header.width, cast.header.height, history=0)
+            first = TerminalScreen(cast.header.width, cast.header.height, history=0)
             self._kf_pos.append(0)
             self._kf[0] = _Keyframe(first, self._cells)
         k = self._kf_pos[bisect.bisect_right(self._kf_pos, n) - 1]
         if self._work is None or self._work_pos > n or self._work_pos < k:
             self._work = self._kf[k].thaw()
             self._stream = FastStream(self._work)
+            self._strings = ControlStrings()  # keyframes are only taken outside control strings
             self._work_pos = k
             self._last_kf = k
             self._chars_since_kf = 0
@@ -938,7 +940,8 @@ class SessionReader:
             if event is not None:
                 try:
                     if event[1] == "o":
-                        self._stream.feed(event[2])
+                        # The live terminal drops DCS/APC/PM/SOS strings before its screen: so does replay.
+                        self._stream.feed(self._strings.feed(event[2]))
                         self._chars_since_kf += len(event[2])
                     elif event[1] == "r":
                         size = parse_size(event[2])
@@ -952,7 +955,7 @@ class SessionReader:
             self.fed_events += 1
             if (
                 pos - self._last_kf >= KEYFRAME_EVENTS or self._chars_since_kf >= KEYFRAME_CHARS
-            ) and _ground(self._stream):
+            ) and _ground(self._stream) and self._strings.at_ground:
                 if pos not in self._kf:
                     bisect.insort(self._kf_pos, pos)
                     self._kf[pos] = _Keyframe(screen, self._cells)

@@ -25,6 +25,7 @@ from clive.policies.scripted import ScriptedPolicy
 from clive.policies.sweep import SweepPolicy
 from clive.policy import Policy
 from clive.record import Recorder, SessionError, SessionReader, resolve_session
+from clive.sandbox import Sandbox
 from clive.terminal import Terminal
 
 COLS, ROWS = 120, 32
@@ -50,6 +51,7 @@ class RunOptions:
     approve: bool = False
     deny: tuple[str, ...] = ()
     max_cycles: int | None = None
+    sandbox: bool = False
 
 
 @contextmanager
@@ -166,7 +168,15 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
     try:
         workspace, workdir = _workspace(pb, options, recorder, resume_meta)
         recorder.update_meta(workdir=str(workdir), branch=workspace.branch if workspace else None)
-        with Terminal(cwd=workdir, cols=COLS, rows=ROWS, listeners=[recorder]) as terminal:
+        sandbox = None
+        if options.sandbox:
+            scratch = recorder.path / "scratch"
+            scratch.mkdir(exist_ok=True)
+            sandbox = Sandbox(Path(workdir), scratch)
+        with Terminal(cwd=workdir, cols=COLS, rows=ROWS, listeners=[recorder], sandbox=sandbox) as terminal:
+            limits = terminal.enforcement.describe()
+            say(f"limits: {limits}" + ("; sandboxed (bubblewrap, no network)" if sandbox else ""))
+            recorder.update_meta(limits=limits, sandbox=bool(sandbox))
             executor = Executor(
                 terminal,
                 workdir,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import collections
 import copy
+import inspect
 import json
 import operator
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,6 +198,110 @@ class ScreenModel(pyte.Screen):
             alternate=self.alternate,
             styles=styles,
         )
+
+
+def _tolerant(screen: type[ScreenModel], name: str) -> Callable[..., None] | None:
+    """``screen.<name>`` taking any CSI parameters, as xterm does: extra ones are dropped, and a
+    private (``CSI ? ...``) form the handler has no use for is ignored. None if it already does."""
+    handler = getattr(screen, name)
+    params = list(inspect.signature(handler).parameters.values())[1:]
+    takes_private = any(p.name == "private" or p.kind is p.VAR_KEYWORD for p in params)
+    if takes_private and any(p.kind is p.VAR_POSITIONAL for p in params):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    most = sum(1 for p in params if p.kind in positional and p.name != "private")
+
+    def tolerant(self: ScreenModel, *values: int, private: bool = False) -> None:
+        if not private:
+            handler(self, *values[:most])
+        elif takes_private:
+            handler(self, *values[:most], private=True)
+
+    tolerant.__name__ = name
+    return tolerant
+
+
+class TerminalScreen(ScreenModel):
+    """The screen model with xterm's defaults where pyte differs: DECCOLM (``CSI ? 3 h``, 132 columns)
+    is ignored, since the PTY keeps its size; so are extra parameters and unknown private forms of
+    other sequences (below)."""
+
+    def set_mode(self, *modes: int, **kwargs: Any) -> None:
+        if kwargs.get("private"):
+            modes = tuple(m for m in modes if m != 3)
+        if modes:
+            super().set_mode(*modes, **kwargs)
+
+    def reset_mode(self, *modes: int, **kwargs: Any) -> None:
+        if kwargs.get("private"):
+            modes = tuple(m for m in modes if m != 3)
+        if modes:
+            super().reset_mode(*modes, **kwargs)
+
+    # pyte fails (UnboundLocalError) on an erase mode it does not know; xterm ignores it.
+    def erase_in_line(self, how: int = 0, private: bool = False) -> None:
+        if how in (0, 1, 2):
+            super().erase_in_line(how, private)
+
+    def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
+        if how in (0, 1, 2, 3):
+            super().erase_in_display(how, *args, **kwargs)
+
+
+# pyte hands a handler every parameter of its sequence, and ``private=True`` for ``CSI ? ...``: most
+# handlers take neither, and the TypeError would reset the parser and lose the rest of the chunk.
+for _name in set(pyte.Stream.csi.values()):
+    _handler = _tolerant(TerminalScreen, _name)
+    if _handler is not None:
+        setattr(TerminalScreen, _name, _handler)
+
+
+class ControlStrings:
+    """Drops DCS, SOS, PM and APC strings (``ESC P``/``X``/``^``/``_`` ... ``ESC \\``) from decoded output.
+
+    A terminal never draws them (tmux passthrough, sixel and kitty images, DECRQSS replies); pyte has
+    no parser for them and would draw their payload as text. As in a VT500 parser, any ESC ends the
+    string; ``ESC \\`` (ST) is consumed with it, any other ESC starts a new sequence."""
+
+    _START = re.compile("\x1b[PX^_]")
+
+    def __init__(self) -> None:
+        self._inside = False
+        self._held = ""  # a lone ESC at the end of a chunk: what it starts is in the next chunk
+
+    @property
+    def at_ground(self) -> bool:
+        """Outside any string and holding nothing back: a fresh filter would continue the same."""
+        return not self._inside and not self._held
+
+    def feed(self, text: str) -> str:
+        if self._held:
+            text, self._held = self._held + text, ""
+        out: list[str] = []
+        pos, end = 0, len(text)
+        while pos < end:
+            if self._inside:
+                esc = text.find("\x1b", pos)
+                if esc == -1:
+                    return "".join(out)
+                if esc + 1 == end:
+                    self._held = "\x1b"
+                    return "".join(out)
+                self._inside = False
+                pos = esc + 2 if text[esc + 1] == "\\" else esc
+            else:
+                m = self._START.search(text, pos)
+                if m is None:
+                    if text.endswith("\x1b"):
+                        out.append(text[pos:-1])
+                        self._held = "\x1b"
+                    else:
+                        out.append(text[pos:])
+                    break
+                out.append(text[pos : m.start()])
+                self._inside, pos = True, m.end()
+        return "".join(out)
+
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import inspect
 import os
 import re
 import select
@@ -17,17 +16,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import pexpect
 import pyte
 
 from clive import procs, shell, termstate
+from clive.fastfeed import FastStream
 from clive.keys import parse_keys
 from clive.limits import Cgroup, Enforcement, Limits, Watchdog, apply_in_child, child_setup
 from clive.plaintext import render_output
 from clive.sandbox import Sandbox, SandboxError, detach_terminal
-from clive.screen import ScreenModel, Snapshot
+from clive.screen import ControlStrings, ScreenModel, Snapshot, TerminalScreen
 
 # Captured command output is bounded; past this the oldest bytes are dropped and the result says so.
 CAPTURE_LIMIT = 8 * 1024 * 1024
@@ -75,104 +75,6 @@ class TerminalListener(Protocol):
     def on_output(self, data: bytes) -> None: ...
 
     def on_input(self, data: bytes, secret: bool) -> None: ...
-
-
-def _tolerant(screen: type[ScreenModel], name: str) -> Callable[..., None] | None:
-    """``screen.<name>`` taking any CSI parameters, as xterm does: extra ones are dropped, and a
-    private (``CSI ? ...``) form the handler has no use for is ignored. None if it already does."""
-    handler = getattr(screen, name)
-    params = list(inspect.signature(handler).parameters.values())[1:]
-    takes_private = any(p.name == "private" or p.kind is p.VAR_KEYWORD for p in params)
-    if takes_private and any(p.kind is p.VAR_POSITIONAL for p in params):
-        return None
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    most = sum(1 for p in params if p.kind in positional and p.name != "private")
-
-    def tolerant(self: ScreenModel, *values: int, private: bool = False) -> None:
-        if not private:
-            handler(self, *values[:most])
-        elif takes_private:
-            handler(self, *values[:most], private=True)
-
-    tolerant.__name__ = name
-    return tolerant
-
-
-class _Screen(ScreenModel):
-    """The screen model with xterm's defaults where pyte differs: DECCOLM (``CSI ? 3 h``, 132 columns)
-    is ignored, since the PTY keeps its size; so are extra parameters and unknown private forms of
-    other sequences (below)."""
-
-    def set_mode(self, *modes: int, **kwargs: Any) -> None:
-        if kwargs.get("private"):
-            modes = tuple(m for m in modes if m != 3)
-        if modes:
-            super().set_mode(*modes, **kwargs)
-
-    def reset_mode(self, *modes: int, **kwargs: Any) -> None:
-        if kwargs.get("private"):
-            modes = tuple(m for m in modes if m != 3)
-        if modes:
-            super().reset_mode(*modes, **kwargs)
-
-    # pyte fails (UnboundLocalError) on an erase mode it does not know; xterm ignores it.
-    def erase_in_line(self, how: int = 0, private: bool = False) -> None:
-        if how in (0, 1, 2):
-            super().erase_in_line(how, private)
-
-    def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
-        if how in (0, 1, 2, 3):
-            super().erase_in_display(how, *args, **kwargs)
-
-
-# pyte hands a handler every parameter of its sequence, and ``private=True`` for ``CSI ? ...``: most
-# handlers take neither, and the TypeError would reset the parser and lose the rest of the chunk.
-for _name in set(pyte.Stream.csi.values()):
-    _handler = _tolerant(_Screen, _name)
-    if _handler is not None:
-        setattr(_Screen, _name, _handler)
-
-
-class _ControlStrings:
-    """Drops DCS, SOS, PM and APC strings (``ESC P``/``X``/``^``/``_`` ... ``ESC \\``) from decoded output.
-
-    A terminal never draws them (tmux passthrough, sixel and kitty images, DECRQSS replies); pyte has
-    no parser for them and would draw their payload as text. As in a VT500 parser, any ESC ends the
-    string; ``ESC \\`` (ST) is consumed with it, any other ESC starts a new sequence."""
-
-    _START = re.compile("\x1b[PX^_]")
-
-    def __init__(self) -> None:
-        self._inside = False
-        self._held = ""  # a lone ESC at the end of a chunk: what it starts is in the next chunk
-
-    def feed(self, text: str) -> str:
-        if self._held:
-            text, self._held = self._held + text, ""
-        out: list[str] = []
-        pos, end = 0, len(text)
-        while pos < end:
-            if self._inside:
-                esc = text.find("\x1b", pos)
-                if esc == -1:
-                    return "".join(out)
-                if esc + 1 == end:
-                    self._held = "\x1b"
-                    return "".join(out)
-                self._inside = False
-                pos = esc + 2 if text[esc + 1] == "\\" else esc
-            else:
-                m = self._START.search(text, pos)
-                if m is None:
-                    if text.endswith("\x1b"):
-                        out.append(text[pos:-1])
-                        self._held = "\x1b"
-                    else:
-                        out.append(text[pos:])
-                    break
-                out.append(text[pos : m.start()])
-                self._inside, pos = True, m.end()
-        return "".join(out)
 
 
 def clean_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -255,10 +157,10 @@ class Terminal:
                 raise TerminalError(str(exc)) from None
 
         self._cond = threading.Condition()
-        self._screen = _Screen(cols, rows, history=history, reply=self._reply)
-        self._stream = pyte.Stream(self._screen)
+        self._screen = TerminalScreen(cols, rows, history=history, reply=self._reply)
+        self._stream = FastStream(self._screen)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._strings = _ControlStrings()
+        self._strings = ControlStrings()
         # Held by the reader for each chunk, and by run() when it feeds a repair to the screen, so
         # the listeners and the screen see output in one order.
         self._feed_lock = threading.Lock()

@@ -222,3 +222,14 @@ def test_token_and_cost_budgets_stop_exactly_at_the_limit(tmp_path, budget, cycl
         assert outcome.status == "budget"
         assert outcome.summary == message
         assert agent.totals.cycles == cycles
+
+
+def test_a_terminal_left_broken_is_repaired_and_the_repair_recorded(world):
+    term, agent, rec, _ = world
+    agent.act(Run("printf '\\033[?1049h\\033[?25l'"))  # leaves the alternate screen on, cursor hidden
+    assert term.snapshot().alternate
+    outcome = agent.act(Run("echo fine"))
+    assert outcome.output == "fine"
+    assert not term.snapshot().alternate
+    repairs = [e for e in rec.events if e["type"] == "repair"]
+    assert repairs and "alternate screen" in repairs[0]["what"]

@@ -16,8 +16,12 @@ PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
 
 
 def _run(name: str, sessions: Path, experiments: int) -> tuple[Path, list]:
+    return _run_with([], name, sessions, experiments)
+
+
+def _run_with(extra: list[str], name: str, sessions: Path, experiments: int) -> tuple[Path, list]:
     code = main(["run", str(PLAYBOOKS / f"{name}.md"), "--sessions", str(sessions),
-                 "--max-experiments", str(experiments)])
+                 "--max-experiments", str(experiments), *extra])
     assert code == 0
     (session,) = sessions.iterdir()
     return session, ResultsTable(session / "results.tsv").rows()
@@ -56,3 +60,11 @@ def test_cuda_playbook_says_clearly_that_it_needs_a_gpu(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("clive: cannot run cuda: needs ") and "not found on PATH" in err
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (.ci/run installs it)")
+def test_matmul_runs_in_the_sandbox(tmp_path, capsys):
+    session, rows = _run_with(["--sandbox"], "matmul", tmp_path / "sessions", 1)
+    assert rows[0].status == "keep" and len(rows) == 2
+    assert json.loads((session / "meta.json").read_text())["sandbox"] is True
+    assert "sandboxed (bubblewrap, no network)" in capsys.readouterr().err

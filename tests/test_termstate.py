@@ -143,7 +143,8 @@ def test_pipeline_into_less_waits_for_keys(term, lines):
         less = procs.read_stat(state.pid)
         assert less is not None
         seq = [p for p in procs.session_members(term.pid) if p.pgrp == less.pgrp and p.name == "seq"]
-        assert len(seq) == 1 and seq[0].pid == less.pgrp and seq[0].state == "S"
+        # (seq may be caught refilling the pipe, so its state is not asserted.)
+        assert len(seq) == 1 and seq[0].pid == less.pgrp
     term.press("q")
     assert term.wait_ready(timeout=10).activity == Activity.AT_PROMPT
 
