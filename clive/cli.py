@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a playbook headless (progress on stderr)",
         description="Run a playbook: an experiment loop (eval + metric) or scripted steps.",
+        epilog="examples:\n"
+        "  clive run playbooks/matmul.md --max-experiments 12\n"
+        "  clive run playbooks/matmul.md --policy claude --model claude-sonnet-4-6\n"
+        "  clive run --resume 20261124-220313-8cc6\n"
+        "Progress goes to stderr; the session (events, cast, results.tsv) to --sessions.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("playbook", nargs="?", type=Path, help="the playbook (.md); optional with --resume")
     run.add_argument("--policy", choices=("scripted", "claude"), default="scripted",
@@ -140,7 +146,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sessions":
         from clive.record import format_sessions, list_sessions
 
-        for line in format_sessions(list_sessions(args.sessions)):
+        summaries = list_sessions(args.sessions)
+        if not summaries:
+            print(f"clive: no sessions in {args.sessions}", file=sys.stderr)
+        for line in format_sessions(summaries):
             print(line)
         return EXIT_OK
     if args.command == "replay":

@@ -26,6 +26,7 @@ import fcntl
 import os
 import shutil
 import signal
+import sys
 import termios
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ class Sandbox:
             "--tmpfs", "/tmp",
             "--tmpfs", "/run",
         ]
-        for path in readable:
+        for path in [*readable, *_tools_under_tmpfs()]:
             real = os.path.realpath(path)
             args += ["--ro-bind", real, real]
         for folder in folders:
@@ -91,6 +92,19 @@ class Sandbox:
         if own_session:
             args += [str(setsid), "--ctty"]
         return args + list(command)
+
+
+def _tools_under_tmpfs() -> list[str]:
+    """PATH folders and clive's own Python that live under /tmp or /run, which the sandbox hides
+    behind its private tmpfs: they stay visible, read-only, so the shell's PATH still works."""
+    hidden = ("/tmp/", "/run/")
+    candidates = [*os.environ.get("PATH", "").split(os.pathsep), sys.prefix]
+    found = []
+    for path in candidates:
+        real = os.path.realpath(path) if path else ""
+        if real.startswith(hidden) and os.path.isdir(real) and real not in found:
+            found.append(real)
+    return found
 
 
 def detach_terminal() -> None:

@@ -110,24 +110,32 @@ def test_killed_at_a_named_point_resume_finishes_consistently(project, crash):
     _resume_to_the_end(project, session)
 
 
+@pytest.mark.timeout(400)
 def test_killed_at_random_moments_again_and_again(project):
     rng = random.Random(1234)
     kills = 0
-    proc = _clive(project, "crashy.md")
-    time.sleep(rng.uniform(0.6, 1.5))
-    session = None
     while kills < 13:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.communicate(timeout=60)
-        if session is None:
-            sessions = list((project / "sessions").iterdir())
-            assert sessions, "the run was killed before it made its session"
-            session = sessions[0]
-        _check_consistent(session, finished=False)
-        proc = _clive(project, "--resume", session.name)
-        time.sleep(rng.uniform(0.5, 1.6))
-    proc.communicate(timeout=120)
-    assert kills == 13
-    _resume_to_the_end(project, session)
+        # A fresh run, killed and resumed at random moments until it is done or 13 kills landed.
+        before = set((project / "sessions").iterdir()) if (project / "sessions").exists() else set()
+        proc = _clive(project, "crashy.md")
+        session = None
+        while True:
+            time.sleep(rng.uniform(0.5, 1.6))
+            if proc.poll() is not None:
+                proc.communicate(timeout=60)
+                if proc.returncode == 0:
+                    break  # the run finished before this kill
+            else:
+                proc.send_signal(signal.SIGKILL)
+                proc.communicate(timeout=60)
+                kills += 1
+            if session is None:
+                new = set((project / "sessions").iterdir()) - before
+                assert new, "the run was killed before it made its session"
+                (session,) = new
+            _check_consistent(session, finished=False)
+            if kills >= 13:
+                break
+            proc = _clive(project, "--resume", session.name)
+        assert session is not None
+        _resume_to_the_end(project, session)
