@@ -161,12 +161,6 @@ class Agent:
             previous = Snapshot(previous.lines, previous.cursor, previous.columns, previous.rows,
                                 previous.title, previous.cursor_visible, not snap.alternate)
         diff = None if full or previous is None else snap.diff(previous)
-        if diff is None or len(diff.rows) > FULL_SCREEN_SHARE * snap.rows:
-            kind, screen = "full", snap.render()
-        else:
-            kind, screen = "diff", "" if diff.empty else diff.render()
-        self._seen[snap.alternate] = snap
-        self._last_alternate = snap.alternate
         state = None
         describe = getattr(self.terminal, "state", None)
         if describe is not None:
@@ -174,6 +168,13 @@ class Agent:
                 state = self.terminal.state().describe()
             except Exception:  # noqa: BLE001 - state is a hint; the screen is the truth
                 state = None
+        if diff is None or len(diff.rows) > FULL_SCREEN_SHARE * snap.rows:
+            kind, screen = "full", snap.render()
+        else:
+            # At the prompt the cursor is where the prompt ends: saying so costs tokens for nothing.
+            kind, screen = "diff", "" if diff.empty else diff.render(cursor=state != "[at prompt]")
+        self._seen[snap.alternate] = snap
+        self._last_alternate = snap.alternate
         observation = Observation(
             cycle=self.totals.cycles + 1,
             kind=kind,

@@ -39,14 +39,14 @@ class Observation:
         if self.feedback:
             parts.append(self.feedback)
         head = f"[cycle {self.cycle}, {self.elapsed:.1f}s"
-        if self.last_exit_code is not None:
-            head += f", last exit code {self.last_exit_code}"
+        if self.last_exit_code is not None and not (self.feedback or "").startswith("[run]"):
+            head += f", last exit code {self.last_exit_code}"  # a run's feedback has said it already
         if self.state:
             head += f", {self.state}"
         head += "]"
         parts.append(head)
-        if self.kind == "diff":
-            parts.append("[changed rows]" if self.screen else "[screen unchanged]")
+        if self.kind == "diff" and not self.screen:
+            parts.append("[screen unchanged]")
         if self.screen:
             parts.append(self.screen)
         return "\n".join(parts)

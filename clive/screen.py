@@ -325,17 +325,19 @@ class ScreenDiff:
             lines[y] = text
         return tuple(lines)
 
-    def render(self) -> str:
-        """A compact text form for a model: one line per changed row."""
-        out = []
+    def render(self, *, cursor: bool = True) -> str:
+        """A compact text form for a model: a header, then one line per changed row."""
+        head = ["changed rows"]
         if self.alternate is not None:
-            out.append("[alternate screen]" if self.alternate else "[main screen]")
+            head.append("alternate screen" if self.alternate else "main screen")
         if self.title is not None:
-            out.append(f"[title: {self.title}]")
+            head.append(f"title: {self.title}")
         if self.scrolled:
-            out.append(f"[scrolled up {self.scrolled} lines]")
-        out.extend(f"{y + 1:>3}| {text}" for y, text in self.rows)
-        out.append(f"[cursor row {self.cursor[1] + 1}, col {self.cursor[0] + 1}]")
+            head.append(f"scrolled up {self.scrolled} lines")
+        out = ["[" + ", ".join(head) + "]"]
+        out.extend(f"{y + 1}| {text}" for y, text in self.rows)
+        if cursor:
+            out.append(f"[cursor row {self.cursor[1] + 1}, col {self.cursor[0] + 1}]")
         return "\n".join(out)
 
     def to_dict(self) -> dict[str, Any]:
@@ -396,7 +398,7 @@ class Snapshot:
         if self.title:
             head += f", title: {self.title}"
         head += "]"
-        body = [f"{y + 1:>3}| {line}" for y, line in enumerate(self.lines)]
+        body = [f"{y + 1}| {line}" for y, line in enumerate(self.lines)]
         while body and not self.lines[len(body) - 1] and len(body) - 1 > self.cursor[1]:
             body.pop()
         return "\n".join([head, *body, f"[cursor row {self.cursor[1] + 1}, col {self.cursor[0] + 1}]"])

@@ -85,7 +85,8 @@ class TerminalState:
             case Activity.WAITING_SECRET:
                 text = f"[password requested{q}]"
             case Activity.WAITING_KEYS:
-                text = f"[waiting for keys in {name}{q}]"
+                # A full-screen program's "question" is just the line under its cursor: the screen says more.
+                text = f"[waiting for keys in {name}]"
             case Activity.RUNNING:
                 text = f"[running: {name}{_seconds(self.since)}]"
             case Activity.BLOCKED:

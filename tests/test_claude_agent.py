@@ -60,7 +60,7 @@ def test_claude_writes_compiles_and_runs_c_through_the_terminal(tmp_path):
     # vim's screen is new to the model: it is sent whole.
     assert "[screen 120x32, alternate]" in json.dumps(bodies[1]["messages"][-1])
     after_run = json.dumps(bodies[6]["messages"][-1])
-    assert "[changed rows]" in after_run and "[screen 120x32" not in after_run
+    assert "[changed rows" in after_run and "[screen 120x32" not in after_run
     # The malformed reply was answered with an error tool_result before the next observation.
     after_bad = json.dumps(bodies[4]["messages"])
     assert '"is_error": true' in after_bad
