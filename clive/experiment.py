@@ -374,7 +374,7 @@ class ExperimentLoop:
         deadline = started + self.pb.budget.experiment_seconds
 
         def remaining() -> float:
-            return max(deadline - time.monotonic(), 0.1)
+            return max(round(deadline - time.monotonic(), 1), 0.1)
 
         if self.pb.check:
             out = self.agent.act(Run(self.pb.check, timeout=remaining()), source="loop")
