@@ -19,7 +19,7 @@ from clive.agent import Agent, AgentOutcome, Budget
 from clive.checkpoint import Workspace, WorkspaceError
 from clive.executor import Executor
 from clive.experiment import ExperimentLoop, Progress, ResultsTable, Summary
-from clive.guard import CommandGuard
+from clive.guard import CommandGuard, GuardError
 from clive.playbook import Playbook, load_playbook, missing_requirements
 from clive.policies.scripted import ScriptedPolicy
 from clive.policies.sweep import SweepPolicy
@@ -145,7 +145,10 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
     missing = missing_requirements(pb)
     if missing:
         raise RunFailed(f"cannot run {pb.name}: needs {', '.join(missing)} (not found on PATH)")
-    guard = CommandGuard(options.deny)
+    try:
+        guard = CommandGuard(options.deny)
+    except GuardError as exc:
+        raise BadInput(str(exc)) from None
 
     if resume_meta is not None:
         recorder = Recorder.open_for_resume(_session_dir(options.sessions, options.resume or ""))
@@ -153,7 +156,7 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
         recorder = Recorder.create(
             options.sessions,
             {
-                "playbook": str(pb.path),
+                "playbook": str(pb.path.resolve()),  # --resume may run from another folder
                 "policy": policy_name,
                 "model": options.model or pb.model,
                 "status": "running",
@@ -375,5 +378,3 @@ def _chart(loop: ExperimentLoop, path: Path, pb: Playbook) -> Path | None:
     tmp.replace(path)
     return path
 
-
-__all__ = ["RunOptions", "RunFailed", "BadInput", "run", "SessionError"]

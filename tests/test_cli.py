@@ -162,3 +162,11 @@ def test_help_lists_every_command(tmp_path):
     done = _clive("--help", cwd=tmp_path)
     for command in ("run", "sessions", "replay", "tui", "demo"):
         assert command in done.stdout
+
+
+def test_a_bad_deny_pattern_is_bad_input(tmp_path):
+    (tmp_path / "one.md").write_text("---\nname: one\nsteps:\n  - echo hi\n---\n")
+    done = _clive("run", "one.md", "--deny", "(", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "clive: bad deny pattern '(': missing ), unterminated subpattern at position 0"
+    assert not (tmp_path / "sessions").exists()
