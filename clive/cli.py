@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     tui = sub.add_parser(
         "tui", help="the interactive co-pilot: approve (a), edit (e), reject (r), pause (p), take over (t)"
     )
-    tui.add_argument("playbook", nargs="?", type=Path, help="the playbook to run with you watching")
+    tui.add_argument("playbook", nargs="?", type=Path,
+                     help="the playbook to run with you watching; without one you drive: e writes an action, "
+                     "t types into the terminal")
     tui.add_argument("--policy", choices=("scripted", "claude"), default="scripted")
     tui.add_argument("--workdir", type=Path, help="the folder or git repository to work on")
     tui.add_argument("--model", help="model for --policy claude")
@@ -123,7 +125,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_demo()
     if args.command == "run":
-        from clive.runner import BadInput, RunOptions, run
+        from clive.runner import RunOptions, run
 
         options = RunOptions(
             playbook=args.playbook,
@@ -167,11 +169,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"clive: {problem}", file=sys.stderr)
         return EXIT_OK
     if args.command == "tui":
-        from clive.runner import BadInput, RunOptions
+        from clive.runner import RunOptions
         from clive.tui.live import run_live
 
-        if args.playbook is None:
-            raise BadInput("clive tui needs a playbook for now: clive tui PLAYBOOK")
-        return run_live(RunOptions(playbook=args.playbook, policy=args.policy, sessions=args.sessions,
+        policy = args.policy if args.playbook is not None else "human"
+        return run_live(RunOptions(playbook=args.playbook, policy=policy, sessions=args.sessions,
                                    workdir=args.workdir, model=args.model))
     return EXIT_USAGE

@@ -21,6 +21,7 @@ from clive.executor import Executor
 from clive.experiment import ExperimentLoop, Progress, ResultsTable, Summary
 from clive.guard import CommandGuard, GuardError
 from clive.playbook import Playbook, load_playbook, missing_requirements
+from clive.policies.human import HumanPolicy
 from clive.policies.scripted import ScriptedPolicy
 from clive.policies.sweep import SweepPolicy
 from clive.policy import Policy
@@ -114,13 +115,15 @@ def make_policy(
         from clive.policies.claude import ClaudePolicy
 
         return ClaudePolicy(pb.body, model=model or pb.model)
+    if name == "human":
+        return HumanPolicy()
     raise BadInput(f"unknown policy {name!r} (expected scripted or claude)")
 
 
 Body = Callable[[Callable[[str], None]], tuple[int, str]]
 # A host runs the body of a run (setup, then the experiments or the steps) its own way: the
 # co-pilot viewer runs it in a worker thread and shows what it says. Returns (exit code, status).
-Host = Callable[[Terminal, Agent, Recorder, Body], tuple[int, str]]
+Host = Callable[[Terminal, Agent, Recorder, Policy, Body], tuple[int, str]]
 
 
 def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: Host | None = None) -> int:
@@ -136,12 +139,16 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
         playbook_path = Path(options.playbook or resume_meta.get("playbook", ""))
         policy_name = resume_meta.get("policy", options.policy)
     else:
-        if options.playbook is None:
+        if options.playbook is None and options.policy != "human":
             raise BadInput("a playbook is required (or --resume SESSION)")
         playbook_path = options.playbook
         policy_name = options.policy
 
-    pb = load_playbook(playbook_path, workdir=options.workdir if not resume_meta else None)
+    if playbook_path is None:
+        # The free-hand co-pilot: a person decides every action; there is no playbook to follow.
+        pb = Playbook(path=Path("-"), name="free hand", body="", workdir=options.workdir)
+    else:
+        pb = load_playbook(playbook_path, workdir=options.workdir if not resume_meta else None)
     missing = missing_requirements(pb)
     if missing:
         raise RunFailed(f"cannot run {pb.name}: needs {', '.join(missing)} (not found on PATH)")
@@ -156,7 +163,7 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
         recorder = Recorder.create(
             options.sessions,
             {
-                "playbook": str(pb.path.resolve()),  # --resume may run from another folder
+                "playbook": "-" if playbook_path is None else str(pb.path.resolve()),  # resume from anywhere
                 "policy": policy_name,
                 "model": options.model or pb.model,
                 "status": "running",
@@ -206,7 +213,7 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
                 return _steps(agent, policy, tell)
 
             if host is not None:
-                code, status = host(terminal, agent, recorder, body)
+                code, status = host(terminal, agent, recorder, policy, body)
             else:
                 with stop_on_ctrl_c(agent, terminal):
                     code, status = body(say)

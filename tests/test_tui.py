@@ -14,11 +14,13 @@ import pytest
 from clive.actions import Run
 from clive.agent import Agent
 from clive.executor import Executor
+from clive.policies.human import HumanPolicy
 from clive.policies.scripted import ScriptedPolicy
 from clive.record import Recorder, SessionReader
 from clive.screen import StyleRun
 from clive.terminal import Terminal
 from clive.tui.live import LiveApp
+from clive.tui.proposal import ActionEditor
 from clive.tui.replay import ReplayApp
 from clive.tui.terminal_view import row_strip
 
@@ -238,3 +240,27 @@ def test_replay_screen_snapshot(snap_compare):
 def test_replay_screen_snapshot_wide(snap_compare):
     app = ReplayApp(SessionReader.open(DATA), follow=False)
     assert snap_compare(app, terminal_size=(140, 40), press=["G", "k"])
+
+
+async def test_free_hand_copilot_runs_what_the_person_writes(tmp_path):
+    terminal = Terminal(cwd=tmp_path, cols=80, rows=24)
+    recorder = Recorder.create(tmp_path / "sessions", {"policy": "human"}, 80, 24, secrets=[])
+    terminal.listeners.append(recorder)
+    agent = Agent(terminal, Executor(terminal, tmp_path), recorder)
+    human = HumanPolicy()
+    app = LiveApp(terminal, agent, lambda: 0 if agent.run(human).status == "done" else 1, recorder.path,
+                  auto_approve=True, human=human)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("e")
+            editor = app.query_one(ActionEditor)
+            editor.value = '{"type": "run", "command": "echo by-hand-xyz"}'
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: terminal.snapshot().contains("by-hand-xyz"))
+            await wait_until(pilot, lambda: len(app.cycle_events) == 1)
+            assert app.cycle_events[0]["reasoning"] == "typed by the person"
+            await pilot.press("q")
+        assert app.finished.wait(10)
+    finally:
+        terminal.close()
+        recorder.close("done")

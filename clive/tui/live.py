@@ -14,8 +14,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from clive.actions import Action
+from clive.actions import Action, Run
 from clive.agent import Agent
+from clive.policies.human import HumanPolicy
 from clive.record import SessionError, SessionReader
 from clive.screen import Snapshot
 from clive.terminal import Terminal
@@ -82,8 +83,10 @@ class LiveApp(SessionApp):
         session_dir: Path | None = None,
         *,
         auto_approve: bool = False,
+        human: HumanPolicy | None = None,
         **kwargs: Any,
     ) -> None:
+        self.human = human  # the free-hand co-pilot: e writes the next action
         reader = None
         if session_dir is not None:
             try:
@@ -155,6 +158,8 @@ class LiveApp(SessionApp):
     def approve_hook(self, action: Action) -> Action | None:
         """Called by the agent in the worker thread before each policy action; blocks until the
         person decides (or, with auto-approve, until they resume)."""
+        if self.human is not None:
+            return action  # the person wrote it: nothing to approve
         proposed = False
         while True:
             if self._agent_closing.is_set() or (self._live_started and not self.is_running):
@@ -214,6 +219,10 @@ class LiveApp(SessionApp):
         self._decide(None)
 
     def action_edit(self) -> None:
+        if self.proposal is None and self.human is not None:
+            # Free hand: the person writes the next action (t types straight into the terminal).
+            self.query_one(ActionEditor).open(Run(""))
+            return
         if self.proposal is None:
             self.notify("nothing to edit", severity="warning", timeout=2)
             return
@@ -221,6 +230,9 @@ class LiveApp(SessionApp):
 
     @on(ActionEditor.Edited)
     def _edited(self, message: ActionEditor.Edited) -> None:
+        if self.proposal is None and self.human is not None:
+            self.human.submit(message.action)
+            return
         self._decide(message.action)
 
     def action_pause(self) -> None:
@@ -255,7 +267,10 @@ class LiveApp(SessionApp):
         """Ask the agent to stop and free a worker waiting for a decision."""
         if not self._agent_closing.is_set():
             self._agent_closing.set()
-            self.agent.request_stop()
+            if self.human is not None:
+                self.human.close()  # a person ending a free-hand session is its normal end
+            else:
+                self.agent.request_stop()
             self._decisions.put(_CLOSED)
 
     def on_unmount(self) -> None:
@@ -267,7 +282,7 @@ def run_live(options: RunOptions, *, auto_approve: bool = False) -> int:
     the exit code. ``auto_approve`` lets actions through until the person pauses (p)."""
     from clive import runner
 
-    def host(terminal: Terminal, agent: Agent, recorder: Any, body: runner.Body) -> tuple[int, str]:
+    def host(terminal: Terminal, agent: Agent, recorder: Any, policy: Any, body: runner.Body) -> tuple[int, str]:
         outcome: dict[str, Any] = {}
         app: LiveApp | None = None
 
@@ -276,8 +291,12 @@ def run_live(options: RunOptions, *, auto_approve: bool = False) -> int:
             code, outcome["status"] = body(app.say)
             return code
 
-        app = LiveApp(terminal, agent, drive, recorder.path, auto_approve=auto_approve)
+        human = policy if isinstance(policy, HumanPolicy) else None
+        app = LiveApp(terminal, agent, drive, recorder.path, auto_approve=auto_approve or human is not None,
+                      human=human)
         code = app.run()
+        if human is not None:
+            app.finished.wait(5)  # the Done that closing sent is being recorded
         if not app.finished.is_set():
             # The person quit mid-run: stop the agent and the command it is waiting on.
             app.close_agent()
