@@ -13,9 +13,6 @@ from clive.policy import Decision, InvalidReply, Observation, Policy, PolicyErro
 from clive.screen import Snapshot
 from clive.terminal import Terminal
 
-# A diff that rewrites more rows than this share of the screen is sent as a full screen instead.
-FULL_SCREEN_SHARE = 0.6
-
 
 class EventSink(Protocol):
     """Where cycles are recorded (the session recorder)."""
@@ -93,6 +90,7 @@ class Agent:
         self._feedback: str | None = None
         self._stop = threading.Event()
         self._last_alternate = False
+        self._clears_seen = [0, 0]  # the terminal's clear counts (main, alternate) at the last observation
 
     # ---- the loop -----------------------------------------------------------------------
 
@@ -168,11 +166,15 @@ class Agent:
                 state = self.terminal.state().describe()
             except Exception:  # noqa: BLE001 - state is a hint; the screen is the truth
                 state = None
-        if diff is None or len(diff.rows) > FULL_SCREEN_SHARE * snap.rows:
-            kind, screen = "full", snap.render()
-        else:
+        kind, screen = "full", snap.render()
+        clears = getattr(self.terminal, "clears", (0, 0))[snap.alternate]
+        cleared = clears != self._clears_seen[snap.alternate]
+        self._clears_seen[snap.alternate] = clears
+        if diff is not None and not cleared:  # after a clear (ESC [2J, ESC c) the screen goes whole
             # At the prompt the cursor is where the prompt ends: saying so costs tokens for nothing.
-            kind, screen = "diff", "" if diff.empty else diff.render(cursor=state != "[at prompt]")
+            changes = "" if diff.empty else diff.render(cursor=state != "[at prompt]")
+            if len(changes) < len(screen):  # a redrawn screen can be shorter whole than as changes
+                kind, screen = "diff", changes
         self._seen[snap.alternate] = snap
         self._last_alternate = snap.alternate
         observation = Observation(

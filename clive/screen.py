@@ -74,6 +74,8 @@ class ScreenModel(pyte.Screen):
     ) -> None:
         self.history: collections.deque[str] = collections.deque(maxlen=max(history, 0))
         self.scrolled = 0  # lines pushed off the top of the main screen, ever
+        # Whole-screen erases (ESC [2J, ESC [3J) and resets (ESC c), ever: [main, alternate].
+        self.clears = [0, 0]
         self.alternate = False
         self._saved_main: tuple[dict, Any] | None = None
         self._reply = reply
@@ -148,6 +150,7 @@ class ScreenModel(pyte.Screen):
 
     def reset(self) -> None:
         # ESC c (RIS) resets the terminal; scrollback survives as it does in xterm.
+        self.clears[self.alternate] += 1
         self.alternate = False
         self._saved_main = None
         super().reset()
@@ -244,6 +247,8 @@ class TerminalScreen(ScreenModel):
             super().erase_in_line(how, private)
 
     def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
+        if how in (2, 3):
+            self.clears[self.alternate] += 1  # the agent sends a whole screen after a clear
         if how in (0, 1, 2, 3):
             super().erase_in_display(how, *args, **kwargs)
 

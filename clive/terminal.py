@@ -630,6 +630,13 @@ class Terminal:
             return list(self._screen.history)
 
     @property
+    def clears(self) -> tuple[int, int]:
+        """How many times the (main, alternate) screen was wiped whole (ESC [2J, ESC c) so far."""
+        with self._cond:
+            main, alternate = self._screen.clears
+            return main, alternate
+
+    @property
     def at_prompt(self) -> bool:
         with self._cond:
             return self._at_prompt

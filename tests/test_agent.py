@@ -233,3 +233,14 @@ def test_a_terminal_left_broken_is_repaired_and_the_repair_recorded(world):
     assert not term.snapshot().alternate
     repairs = [e for e in rec.events if e["type"] == "repair"]
     assert repairs and "alternate screen" in repairs[0]["what"]
+
+
+def test_after_a_clear_screen_the_whole_screen_is_sent(world):
+    term, agent, _, _ = world
+    assert agent.observe().kind == "full"  # the first observation
+    agent.act(Run("seq 1 12"))
+    assert agent.observe().kind == "diff"
+    agent.act(Run("clear"))
+    cleared = agent.observe()
+    assert cleared.kind == "full"
+    assert "seq 1 12" not in cleared.screen
