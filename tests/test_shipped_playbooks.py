@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fakeapi import FakeMessagesAPI, tool_use
 
 from clive.cli import main
 from clive.experiment import ResultsTable
@@ -68,3 +69,23 @@ def test_matmul_runs_in_the_sandbox(tmp_path, capsys):
     assert rows[0].status == "keep" and len(rows) == 2
     assert json.loads((session / "meta.json").read_text())["sandbox"] is True
     assert "sandboxed (bubblewrap, no network)" in capsys.readouterr().err
+
+
+def test_matmul_with_the_claude_policy_through_the_fake_api(tmp_path, monkeypatch):
+    script = [
+        tool_use("read_file", {"path": "matmul.c", "start": 1, "end": 30}, text="Look at the knobs first."),
+        tool_use("edit_file", {"path": "matmul.c", "old": "#define LOOP_ORDER 0", "new": "#define LOOP_ORDER 1"}),
+        tool_use("run", {"command": "make check"}),
+        tool_use("done", {"summary": "ikj loop order: stream through rows of B"}),
+    ]
+    with FakeMessagesAPI(script) as api:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        session, rows = _run_with(["--policy", "claude"], "matmul", tmp_path / "sessions", 1)
+    assert [r.status for r in rows] == ["keep", "keep"]
+    assert rows[1].description == "ikj loop order: stream through rows of B"
+    assert rows[1].metric >= 1.5 * rows[0].metric
+    # The model's context was the playbook's program.md, cached with the tools.
+    system = api.requests[0].body["system"]
+    assert "Make a single-precision matrix multiply fast" in system[-1]["text"]
+    assert system[-1]["cache_control"] == {"type": "ephemeral"}
