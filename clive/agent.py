@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -156,18 +157,14 @@ class Agent:
         snap = self.terminal.snapshot()
         previous = self._seen.get(snap.alternate)
         if previous is not None and snap.alternate != self._last_alternate:
-            previous = Snapshot(previous.lines, previous.cursor, previous.columns, previous.rows,
-                                previous.title, previous.cursor_visible, not snap.alternate)
+            previous = dataclasses.replace(previous, alternate=not snap.alternate)
         diff = None if full or previous is None else snap.diff(previous)
-        state = None
-        describe = getattr(self.terminal, "state", None)
-        if describe is not None:
-            try:
-                state = self.terminal.state().describe()
-            except Exception:  # noqa: BLE001 - state is a hint; the screen is the truth
-                state = None
+        try:
+            state: str | None = self.terminal.state().describe()
+        except Exception:  # noqa: BLE001 - state is a hint; the screen is the truth
+            state = None
         kind, screen = "full", snap.render()
-        clears = getattr(self.terminal, "clears", (0, 0))[snap.alternate]
+        clears = self.terminal.clears[snap.alternate]
         cleared = clears != self._clears_seen[snap.alternate]
         self._clears_seen[snap.alternate] = clears
         if diff is not None and not cleared:  # after a clear (ESC [2J, ESC c) the screen goes whole
@@ -207,7 +204,7 @@ class Agent:
                 self._finish_cycle(action, outcome, decision, observation, source)
                 return outcome
             action = approved
-        repairs = getattr(self.terminal, "repairs", [])
+        repairs = self.terminal.repairs
         before = len(repairs)
         outcome = self.executor.execute(action)
         self._finish_cycle(action, outcome, decision, observation, source)

@@ -316,11 +316,8 @@ class ExperimentLoop:
             self.ws.reset_to(self.ws.resolve(self.best_commit))
             return f"the policy failed: {outcome.summary}"
         description = outcome.summary if outcome.status == "done" else f"unfinished proposal: {outcome.summary}"
-        touched = [
-            path for path in self.ws.changed_files()
-            if any(fnmatch.fnmatch(path, pattern) for pattern in self.pb.readonly)
-        ]
-        changed = bool(self.ws.changed_files())
+        changed = self.ws.changed_files()
+        touched = [path for path in changed if any(fnmatch.fnmatch(path, p) for p in self.pb.readonly)]
         commit = self.ws.commit_all(f"experiment {n}: {description}")
         if touched:
             evaluation = Evaluation(None, "crash", f"edited read-only {', '.join(touched)}", 0.0)
@@ -376,25 +373,26 @@ class ExperimentLoop:
         def remaining() -> float:
             return max(round(deadline - time.monotonic(), 1), 0.1)
 
+        def crash(reason: str) -> Evaluation:
+            return Evaluation(None, "crash", reason, time.monotonic() - started)
+
         if self.pb.check:
             out = self.agent.act(Run(self.pb.check, timeout=remaining()), source="loop")
             if out.exit_code is None:
-                return Evaluation(None, "crash", "check ran past the time budget", time.monotonic() - started)
+                return crash("check ran past the time budget")
             if out.exit_code != 0:
-                return Evaluation(
-                    None, "crash", f"check failed (exit {out.exit_code})", time.monotonic() - started
-                )
+                return crash(f"check failed (exit {out.exit_code})")
         metrics = []
         for _ in range(self.pb.repeats):
             crash_point("eval", delay=0.05)  # SIGKILL while the eval runs in the terminal
             out = self.agent.act(Run(self.pb.eval or "", timeout=remaining()), source="loop")
             if out.exit_code is None:
-                return Evaluation(None, "crash", "eval ran past the time budget", time.monotonic() - started)
+                return crash("eval ran past the time budget")
             if out.exit_code != 0:
-                return Evaluation(None, "crash", f"eval failed (exit {out.exit_code})", time.monotonic() - started)
+                return crash(f"eval failed (exit {out.exit_code})")
             value = self.read_metric(out.output or "")
             if value is None:
-                return Evaluation(None, "crash", "no metric in the eval output", time.monotonic() - started)
+                return crash("no metric in the eval output")
             metrics.append(value)
         return Evaluation(statistics.median(metrics), "ok", "", time.monotonic() - started)
 

@@ -658,6 +658,7 @@ def _bare_copy(src: ScreenModel) -> ScreenModel:
     dst.cursor = copy.copy(src.cursor)
     dst.savepoints = [sp._replace(cursor=copy.copy(sp.cursor)) for sp in src.savepoints]
     dst.history = deque(src.history, maxlen=src.history.maxlen)
+    dst.clears = list(src.clears)  # a counter list: a copy must not share it with its source
     if src._saved_main is not None:
         cursor = src._saved_main[1]
         dst._saved_main = ({}, copy.copy(cursor) if cursor is not None else None)
@@ -1176,11 +1177,6 @@ def format_sessions(summaries: Iterable[SessionSummary]) -> list[str]:
     return lines
 
 
-def _one_line(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def format_timeline(reader: SessionReader) -> list[str]:
     """``clive replay --print``: one line per cycle: cycle, time, action, exit code, duration,
     checkpoint."""
@@ -1193,7 +1189,7 @@ def format_timeline(reader: SessionReader) -> list[str]:
         duration = _number(outcome.get("duration"))
         dur_text = f"{duration:.2f}s" if duration is not None else "-"
         checkpoint = event.get("checkpoint")
-        ckpt = _one_line(str(checkpoint), 12) if checkpoint else "-"
+        ckpt = str(checkpoint)[:12] if checkpoint else "-"  # a short sha
         cycle = event.get("cycle")
         action = summarize_action(event.get("action"), 48)
         lines.append(

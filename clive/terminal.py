@@ -176,7 +176,7 @@ class Terminal:
         self._capture_dropped = 0
         self._last_capture = b""
         self._last_capture_dropped = 0
-        self._counts = {"A": 0, "B": 0, "C": 0, "D": 0}
+        self._output_markers = 0  # C markers seen: a command's output began
         self._prompt_no = 0  # the number of the newest prompt the shell has drawn
         self._enter_prompt_no = 0  # the prompt number when Enter was last sent
         self.last_exit_code: int | None = None
@@ -184,7 +184,6 @@ class Terminal:
         self._at_prompt = False
         self._last_output_time = time.monotonic()
         self._output_seq = 0
-        self._exit_status: int | None = None
         self._eof = False
         self._closed = False
 
@@ -335,8 +334,8 @@ class Terminal:
             self._capture_dropped += excess
 
     def _on_marker(self, kind: str, code: bytes | None, prompt_no: bytes | None, now: float) -> None:
-        self._counts[kind] += 1
         if kind == "C":
+            self._output_markers += 1
             self._check_echo()
             self._capture = bytearray()
             self._capture_dropped = 0
@@ -426,7 +425,7 @@ class Terminal:
 
     def _run_line(self, command: str, timeout: float) -> CommandResult:
         with self._cond:
-            p0, c0 = self._prompt_no, self._counts["C"]
+            p0, c0 = self._prompt_no, self._output_markers
             self._capture = bytearray()
             self._capture_dropped = 0
             self._echo_expected = _ECHO_NOISE.sub(b"", command.encode())[:24]
@@ -444,7 +443,7 @@ class Terminal:
         with self._cond:
             raw = self._last_capture
             dropped = self._last_capture_dropped
-            saw_output_marker = self._counts["C"] > c0
+            saw_output_marker = self._output_markers > c0
             code = self.last_exit_code
             duration = self._last_d_time - started
         output = render_output(raw.decode("utf-8", errors="replace"))
@@ -667,8 +666,7 @@ class Terminal:
         """Wait for the program to end; its exit status (None if killed by a signal)."""
         self._wait_for(lambda: self._eof, timeout, "the program to exit")
         self._proc.close(force=True)
-        self._exit_status = self._proc.exitstatus
-        return self._exit_status
+        return self._proc.exitstatus
 
     def _gone_message(self) -> str:
         if self._closed:
