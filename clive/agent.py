@@ -92,6 +92,7 @@ class Agent:
         self._stop = threading.Event()
         self._last_alternate = False
         self._clears_seen = [0, 0]  # the terminal's clear counts (main, alternate) at the last observation
+        self._commands_seen = -1  # the terminal's count of finished commands at the last observation
 
     # ---- the loop -----------------------------------------------------------------------
 
@@ -169,11 +170,13 @@ class Agent:
         self._clears_seen[snap.alternate] = clears
         if diff is not None and not cleared:  # after a clear (ESC [2J, ESC c) the screen goes whole
             # At the prompt the cursor is where the prompt ends: saying so costs tokens for nothing.
-            changes = "" if diff.empty else diff.render(cursor=state != "[at prompt]")
+            changes = diff.render(cursor=state != "[at prompt]")
             if len(changes) < len(screen):  # a redrawn screen can be shorter whole than as changes
                 kind, screen = "diff", changes
         self._seen[snap.alternate] = snap
         self._last_alternate = snap.alternate
+        commands = self.terminal.commands_finished
+        new_exit_code, self._commands_seen = commands != self._commands_seen, commands
         observation = Observation(
             cycle=self.totals.cycles + 1,
             kind=kind,
@@ -184,6 +187,7 @@ class Agent:
             elapsed=time.monotonic() - self.started,
             state=state,
             feedback=self._feedback,
+            new_exit_code=new_exit_code,
         )
         self._feedback = None
         return observation

@@ -174,7 +174,7 @@ class Executor:
             self.terminal.wait_text(re.compile(str(wait.value)), timeout=wait.timeout)
         elif wait.kind == "ready":
             self.terminal.wait_ready(timeout=wait.timeout)
-        return Outcome(True, "keys sent")  # the policy knows which; the screen shows what they did
+        return Outcome(True, "sent")  # the policy knows which; the screen shows what they did
 
     def _path(self, raw: str) -> Path | Outcome:
         path = (self.workdir / raw).resolve()

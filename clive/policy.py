@@ -32,6 +32,7 @@ class Observation:
     elapsed: float  # seconds since the session started
     state: str | None = None  # what the terminal is doing, e.g. "[at prompt]"
     feedback: str | None = None  # the result of the previous action, or what was wrong with it
+    new_exit_code: bool = True  # a command ended since the last observation: its exit code is news
 
     def render(self) -> str:
         """The text a model reads."""
@@ -39,10 +40,11 @@ class Observation:
         if self.feedback:
             parts.append(self.feedback)
         head = f"[cycle {self.cycle}, {self.elapsed:.1f}s"
-        if self.last_exit_code is not None and not (self.feedback or "").startswith("[run]"):
+        if self.new_exit_code and self.last_exit_code is not None and not (self.feedback or "").startswith("[run]"):
             head += f", last exit code {self.last_exit_code}"  # a run's feedback has said it already
         if self.state:
-            head += f", {self.state}"
+            # "[at prompt]" reads as ", at prompt" inside the header's own brackets.
+            head += ", " + (self.state[1:].replace("]", "", 1) if self.state.startswith("[") else self.state)
         head += "]"
         parts.append(head)
         if self.kind == "diff" and not self.screen:
@@ -61,6 +63,7 @@ class Observation:
             "elapsed": round(self.elapsed, 3),
             "state": self.state,
             "feedback": self.feedback,
+            "new_exit_code": self.new_exit_code,
         }
 
 

@@ -8,7 +8,7 @@ import inspect
 import json
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -309,6 +309,30 @@ class ControlStrings:
 
 
 
+def numbered_rows(rows: Iterable[tuple[int, str]]) -> list[str]:
+    """Rows as ``N| text`` for a model; a run of three or more identical rows reads ``A-B| text``.
+
+    vim's column of ``~`` and the blank top of a short file in less are most of their screens:
+    one line each says the same for a tenth of the tokens.
+    """
+    out: list[str] = []
+    run: list[tuple[int, str]] = []
+
+    def flush() -> None:
+        if len(run) >= 3:
+            out.append(f"{run[0][0] + 1}-{run[-1][0] + 1}| {run[0][1]}")
+        else:
+            out.extend(f"{y + 1}| {text}" for y, text in run)
+        run.clear()
+
+    for y, text in rows:
+        if run and (y != run[-1][0] + 1 or text != run[-1][1]):
+            flush()
+        run.append((y, text))
+    flush()
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class ScreenDiff:
     """What changed between two snapshots: the rows that differ, and the cursor and title."""
@@ -318,6 +342,7 @@ class ScreenDiff:
     title: str | None  # None when unchanged
     alternate: bool | None  # None when unchanged
     scrolled: int = 0  # the old screen moved up this many lines before ``rows`` were applied
+    moved: bool = True  # the cursor is not where it was
 
     @property
     def empty(self) -> bool:
@@ -331,19 +356,27 @@ class ScreenDiff:
         return tuple(lines)
 
     def render(self, *, cursor: bool = True) -> str:
-        """A compact text form for a model: a header, then one line per changed row."""
+        """A compact text form for a model: a header, one line per changed row, then the cursor.
+
+        Empty when nothing changed, or only the cursor moved and ``cursor`` is False.
+        """
+        where = f"cursor row {self.cursor[1] + 1}, col {self.cursor[0] + 1}"
+        if self.empty:
+            return f"[screen unchanged, {where}]" if cursor and self.moved else ""
+        lines = [self._head(), *numbered_rows(self.rows)]
+        if cursor:
+            lines.append(f"[{where}]")
+        return "\n".join(lines)
+
+    def _head(self) -> str:
         head = ["changed rows"]
         if self.alternate is not None:
             head.append("alternate screen" if self.alternate else "main screen")
         if self.title is not None:
             head.append(f"title: {self.title}")
         if self.scrolled:
-            head.append(f"scrolled up {self.scrolled} lines")
-        out = ["[" + ", ".join(head) + "]"]
-        out.extend(f"{y + 1}| {text}" for y, text in self.rows)
-        if cursor:
-            out.append(f"[cursor row {self.cursor[1] + 1}, col {self.cursor[0] + 1}]")
-        return "\n".join(out)
+            head.append(f"scrolled up {self.scrolled} line{'' if self.scrolled == 1 else 's'}")
+        return "[" + ", ".join(head) + "]"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -352,6 +385,7 @@ class ScreenDiff:
             "title": self.title,
             "alternate": self.alternate,
             "scrolled": self.scrolled,
+            "moved": self.moved,
         }
 
 
@@ -393,6 +427,7 @@ class Snapshot:
             title=self.title if self.title != previous.title else None,
             alternate=self.alternate if self.alternate != previous.alternate else None,
             scrolled=shift,
+            moved=self.cursor != previous.cursor,
         )
 
     def render(self) -> str:
@@ -403,9 +438,10 @@ class Snapshot:
         if self.title:
             head += f", title: {self.title}"
         head += "]"
-        body = [f"{y + 1}| {line}" for y, line in enumerate(self.lines)]
-        while body and not self.lines[len(body) - 1] and len(body) - 1 > self.cursor[1]:
-            body.pop()
+        shown = len(self.lines)
+        while shown and not self.lines[shown - 1] and shown - 1 > self.cursor[1]:
+            shown -= 1
+        body = numbered_rows(enumerate(self.lines[:shown]))
         return "\n".join([head, *body, f"[cursor row {self.cursor[1] + 1}, col {self.cursor[0] + 1}]"])
 
     def to_dict(self) -> dict[str, Any]:

@@ -655,6 +655,12 @@ class Terminal:
         with self._cond:
             return self._output_seq
 
+    @property
+    def commands_finished(self) -> int:
+        """A count that grows each time a shell command ends; ``last_exit_code`` is the newest one's."""
+        with self._cond:
+            return self._prompt_no
+
     def resize(self, cols: int, rows: int) -> None:
         """Resize the screen and the PTY; the child gets SIGWINCH."""
         _check_size(cols, rows)

@@ -244,3 +244,14 @@ def test_after_a_clear_screen_the_whole_screen_is_sent(world):
     cleared = agent.observe()
     assert cleared.kind == "full"
     assert "seq 1 12" not in cleared.screen
+
+
+def test_an_exit_code_is_reported_once_when_a_command_ends(world):
+    term, agent, _, _ = world
+    agent.observe()
+    agent.act(Keys("false<Enter>", Wait("prompt", None, 10)))  # typed, not run: no [run] feedback
+    assert "last exit code 1" in agent.observe().render()
+    agent.act(Keys("", Wait("idle", 50, 5)))
+    assert "last exit code" not in agent.observe().render()  # nothing ended since: not news
+    agent.act(Keys("true<Enter>", Wait("prompt", None, 10)))
+    assert "last exit code 0" in agent.observe().render()

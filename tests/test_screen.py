@@ -6,7 +6,7 @@ import pyte
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clive.screen import ScreenModel, Snapshot
+from clive.screen import ScreenModel, Snapshot, numbered_rows
 
 
 def _feed(screen: ScreenModel, text: str) -> ScreenModel:
@@ -90,3 +90,22 @@ def test_applying_a_diff_always_rebuilds_the_new_screen(old, new):
     before = Snapshot(lines=tuple(old), cursor=(0, 0), columns=10, rows=6)
     after = Snapshot(lines=tuple(new), cursor=(0, 0), columns=10, rows=6)
     assert after.diff(before).apply(before) == after.lines
+
+
+def test_runs_of_identical_rows_are_sent_as_one_line():
+    screen = _feed(ScreenModel(20, 8), "text\r\n" + "~\r\n" * 5 + "end")
+    rendered = screen.snapshot().render()
+    assert "\n2-6| ~\n" in rendered
+    assert "1| text" in rendered and "7| end" in rendered
+    assert numbered_rows([(0, "a"), (1, "a"), (3, "a"), (4, "b")]) == ["1| a", "2| a", "4| a", "5| b"]
+
+
+def test_a_cursor_that_only_moved_is_still_reported():
+    screen = _feed(ScreenModel(20, 5), "one\r\ntwo")
+    before = screen.snapshot()
+    _feed(screen, "\x1b[1;2H")
+    diff = screen.snapshot().diff(before)
+    assert diff.empty and diff.moved
+    assert diff.render() == "[screen unchanged, cursor row 1, col 2]"
+    assert diff.render(cursor=False) == ""
+    assert screen.snapshot().diff(screen.snapshot()).render() == ""
