@@ -301,6 +301,14 @@ class Workspace:
             # checkpoint lacks; ignored files are not in the index and are left alone.
             self._run("read-tree", "--reset", "-u", target, index=index)
 
+    def restore_would_overwrite(self, ref: str) -> list[str]:
+        """Paths with uncommitted changes that restoring ref would overwrite or remove; empty
+        when ``restore(ref)`` needs no force (a viewer asks the person before forcing)."""
+        target = self._run("rev-parse", self.resolve(ref) + "^{tree}")
+        with self._temp_index() as index:
+            current = self._snapshot_tree(index)
+        return self._restore_would_lose(current, target)
+
     def _restore_would_lose(self, current: str, target: str) -> list[str]:
         """Paths whose uncommitted state would be overwritten or removed by going to target."""
         dirty = {path for _, path in self._diff_trees(self._head_tree(), current)}

@@ -20,7 +20,7 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 
 
-def host(terminal, agent, recorder, body) -> tuple[int, str]:
+def host(terminal, agent, recorder, policy, body) -> tuple[int, str]:
     app: LiveApp | None = None
 
     def drive() -> int:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.app import App
 
 from clive.actions import Run
 from clive.agent import Agent
@@ -17,12 +18,12 @@ from clive.executor import Executor
 from clive.policies.human import HumanPolicy
 from clive.policies.scripted import ScriptedPolicy
 from clive.record import Recorder, SessionReader
-from clive.screen import StyleRun
+from clive.screen import Snapshot, StyleRun
 from clive.terminal import Terminal
 from clive.tui.live import LiveApp
 from clive.tui.proposal import ActionEditor
 from clive.tui.replay import ReplayApp
-from clive.tui.terminal_view import row_strip
+from clive.tui.terminal_view import TerminalView, row_strip
 
 DATA = Path(__file__).parent / "data" / "tui-session"
 SIZE = (100, 30)
@@ -63,6 +64,32 @@ def test_row_strip_draws_the_cursor_and_hex_colours():
     assert any(seg.style and seg.style.reverse and seg.text.startswith(" ") for seg in segs)
 
 
+async def test_terminal_view_draws_only_rows_it_has_not_drawn_before():
+    class One(App[None]):
+        def compose(self):
+            yield TerminalView()
+
+    def snap(lines: list[str], cursor: tuple[int, int]) -> Snapshot:
+        return Snapshot(lines=tuple(lines), cursor=cursor, columns=20, rows=5, cursor_visible=True)
+
+    app = One()
+    async with app.run_test(size=(30, 8)) as pilot:
+        view = app.query_one(TerminalView)
+        view.show(snap(["$ make", "ok", "$", "", ""], (2, 2)))
+        await pilot.pause()
+        before = view.drawn_rows
+        view.show(snap(["$ make", "ok", "$ ls", "", ""], (4, 2)))  # one row typed into
+        await pilot.pause()
+        assert view.drawn_rows - before == 1
+        # Output that scrolls up is not drawn again: only the new bottom line is.
+        view.show(snap(["one", "two", "three", "four", ""], (0, 4)))
+        await pilot.pause()
+        before = view.drawn_rows
+        view.show(snap(["two", "three", "four", "five", ""], (0, 4)))
+        await pilot.pause()
+        assert view.drawn_rows - before == 1
+
+
 # ---- replay -------------------------------------------------------------------------------
 
 
@@ -86,6 +113,11 @@ async def test_replay_jumps_to_a_cycle_number_and_to_the_ends():
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("colon", "4", "enter")
         assert app.cycle_events[app.index]["cycle"] == 4
+        # The prompt takes digits and backspace; Escape leaves without moving.
+        await pilot.press("colon", "2", "9", "backspace", "escape")
+        assert app.cycle_events[app.index]["cycle"] == 4
+        await pilot.press("colon", "2", "9", "backspace", "enter")
+        assert app.cycle_events[app.index]["cycle"] == 2
         await pilot.press("G")
         assert app.index == len(app.cycle_events) - 1
         await pilot.press("g")
@@ -240,6 +272,41 @@ def test_replay_screen_snapshot(snap_compare):
 def test_replay_screen_snapshot_wide(snap_compare):
     app = ReplayApp(SessionReader.open(DATA), follow=False)
     assert snap_compare(app, terminal_size=(140, 40), press=["G", "k"])
+
+
+# What the live snapshot's terminal shows: a screen cleared and drawn by a command that then waits,
+# so no prompt (which differs between users) is on it.
+LIVE_SCREEN = (
+    r"printf '\033[2J\033[H\033[1;32mbuilding\033[0m kernel.c\n\033[33mwarning:\033[0m unused n\n"
+    r"\033[7m 3 tests \033[0m ok\n'; sleep 600"
+)
+
+
+def test_live_screen_snapshot(snap_compare, tmp_path):
+    """The co-pilot waiting for approval: a live shell, the agent's proposal, and the session it
+    records into (a copy of the recorded session, so the timeline and results are fixed)."""
+    session = tmp_path / "session"
+    shutil.copytree(DATA, session)
+    recorder = Recorder.open_for_resume(session, secrets=[])
+    (tmp_path / "w").mkdir()
+    terminal = Terminal(cwd=tmp_path / "w", cols=80, rows=24)
+    terminal.listeners.append(recorder)
+    try:
+        terminal.type(LIVE_SCREEN + "\r")
+        terminal.wait_screen(lambda snap: snap.lines[2] == " 3 tests  ok" and snap.cursor == (0, 3))
+        agent = Agent(terminal, Executor(terminal, tmp_path / "w"), recorder)
+        policy = ScriptedPolicy([Run("make test")], screen=terminal.snapshot)
+        app = LiveApp(terminal, agent, lambda: 0 if agent.run(policy).status == "done" else 1, session)
+
+        async def proposed(pilot) -> None:
+            await wait_until(pilot, lambda: app.proposal is not None and app.bar.state == "waiting")
+            await wait_until(pilot, lambda: app.terminal_view.snapshot.contains("3 tests"))
+            await pilot.pause()
+
+        assert snap_compare(app, terminal_size=(80, 24), run_before=proposed)
+    finally:
+        terminal.close()
+        recorder.close("done")
 
 
 async def test_free_hand_copilot_runs_what_the_person_writes(tmp_path):

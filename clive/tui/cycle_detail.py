@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich.style import Style
 from rich.text import Text
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -79,17 +80,32 @@ class CycleDetail(ScrollView, can_focus=True):
         self.border_title = "detail"
         self._lines: list[Text] = describe_cycle(None).split("\n")
         self._strips: dict[int, Strip] = {}
+        self._line_style = Style()
 
     def show(self, event: dict[str, Any] | None) -> None:
+        """Show ``event``, repainting only the lines that differ from the cycle shown before."""
+        old = self._lines
         self._lines = describe_cycle(event).split("\n", allow_blank=True)
-        self._strips.clear()
         width = max((line.cell_len for line in self._lines), default=0)
         # The virtual size only grows: a new size means a new layout, which costs a full repaint.
-        old = self.virtual_size
-        if width > old.width or len(self._lines) > old.height:
-            self.virtual_size = Size(max(width, old.width), max(len(self._lines), old.height))
-        self.scroll_to(0, 0, animate=False)
-        self.refresh()
+        size = self.virtual_size
+        if width > size.width or len(self._lines) > size.height:
+            self.virtual_size = Size(max(width, size.width), max(len(self._lines), size.height))
+        if self.scroll_offset != (0, 0):
+            self._strips.clear()
+            self.scroll_to(0, 0, animate=False)
+            self.refresh()
+            return
+        width = self.size.width
+        for row in range(max(len(old), len(self._lines))):
+            line = self._lines[row] if row < len(self._lines) else None
+            if row >= len(old) or line is None or line != old[row]:
+                self._strips.pop(row, None)
+                self.refresh(Region(0, row, width, 1))
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._line_style = self.rich_style  # once per repaint, not once per line
+        return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -102,4 +118,4 @@ class CycleDetail(ScrollView, can_focus=True):
             else:
                 strip = Strip.blank(0)
             self._strips[row] = strip
-        return strip.crop(scroll_x, scroll_x + width).extend_cell_length(width).apply_style(self.rich_style)
+        return strip.crop(scroll_x, scroll_x + width).extend_cell_length(width).apply_style(self._line_style)

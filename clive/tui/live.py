@@ -6,11 +6,12 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
@@ -18,11 +19,11 @@ from clive.actions import Action, Run
 from clive.agent import Agent
 from clive.policies.human import HumanPolicy
 from clive.record import SessionError, SessionReader
-from clive.screen import Snapshot
 from clive.terminal import Terminal
 from clive.tui.proposal import ActionEditor, ProposalBar
-from clive.tui.session_app import SessionApp
+from clive.tui.session_app import GENERAL, NAVIGATION, PROMPT_KEYS, SessionApp
 from clive.tui.terminal_view import TerminalView
+from clive.tui.title_bar import TitleBar
 
 if TYPE_CHECKING:
     from clive.runner import RunOptions
@@ -33,17 +34,21 @@ LIVE_FOLLOW_INTERVAL = 0.25
 _CLOSED = object()  # put in the decision queue when the app goes away
 
 
-class LiveApp(SessionApp):
+class LiveApp(SessionApp, inherit_bindings=False):
     """The co-pilot: the live terminal, the session's cycles as they are recorded, and the
     proposed next action waiting for the person."""
 
+    # Declared whole (not inherited) so that the co-pilot's keys come first in the footer.
     BINDINGS: ClassVar[list[BindingType]] = [
+        *App.BINDINGS,
         Binding("a", "approve", "Approve"),
         Binding("e", "edit", "Edit"),
         Binding("r", "reject", "Reject"),
         Binding("p", "pause", "Pause"),
         Binding("t", "take_over", "Take over"),
-        *SessionApp.BINDINGS,
+        *GENERAL,
+        *(replace(b, show=False) for b in NAVIGATION if isinstance(b, Binding)),
+        *PROMPT_KEYS,
     ]
 
     COMMANDS_EXTRA = [
@@ -55,6 +60,8 @@ class LiveApp(SessionApp):
         *SessionApp.COMMANDS_EXTRA,
     ]
 
+    terminal_title = "terminal (live)"
+    follow_interval = LIVE_FOLLOW_INTERVAL
     start_at_first = False
 
     class Proposed(Message):
@@ -106,7 +113,6 @@ class LiveApp(SessionApp):
         self._agent_closing = threading.Event()
         self.finished = threading.Event()
         self._seen_seq = -1
-        self._shown: Snapshot | None = None
         agent.approve = self.approve_hook
 
     # ---- layout ------------------------------------------------------------------------
@@ -119,12 +125,8 @@ class LiveApp(SessionApp):
     def bar(self) -> ProposalBar:
         return self.query_one(ProposalBar)
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def started(self) -> None:
         self._live_started = True
-        self.terminal_view.border_title = "terminal (live)"
-        if self.reader is not None:
-            self.set_interval(LIVE_FOLLOW_INTERVAL, self.poll_session, name="follow-live")
         self.set_interval(SCREEN_INTERVAL, self.refresh_terminal, name="screen")
         self.refresh_terminal()
         self.bar.state = "running"
@@ -135,11 +137,9 @@ class LiveApp(SessionApp):
 
     def refresh_terminal(self) -> None:
         seq = self.terminal.output_seq
-        # Textual also runs SessionApp.on_mount, which shows a blank screen: show ours again then.
-        if seq != self._seen_seq or self.terminal_view.snapshot is not self._shown:
+        if seq != self._seen_seq:
             self._seen_seq = seq
-            self._shown = self.terminal.snapshot(with_style=True)
-            self.terminal_view.show(self._shown)
+            self.terminal_view.show(self.terminal.snapshot(with_style=True))
 
     # ---- the agent (worker thread) -------------------------------------------------------
 
@@ -244,6 +244,7 @@ class LiveApp(SessionApp):
 
     def action_take_over(self) -> None:
         self.takeover = True
+        self.query_one(TitleBar).close()  # from now on digits are the terminal's
         view = self.terminal_view
         view.keys_to = self.terminal.type
         view.add_class("-takeover")
@@ -258,6 +259,17 @@ class LiveApp(SessionApp):
         view.remove_class("-takeover")
         self.timeline.focus()
         self.bar.state = ("waiting" if not self.paused else "paused") if self.proposal else "running"
+
+    def restore_blocker(self) -> Callable[[], str | None]:
+        """Restoring is safe while the agent waits (a proposal, or the run is over); a person at
+        the free-hand co-pilot runs every command themselves."""
+
+        def blocker() -> str | None:
+            if self.finished.is_set() or self.proposal is not None or self.human is not None:
+                return None
+            return "the agent is acting: go back (Esc), pause it (p), and restore while it waits"
+
+        return blocker
 
     def action_quit(self) -> None:  # type: ignore[override]
         self.close_agent()

@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 from textual.binding import Binding, BindingType
 
 from clive.record import SessionError, SessionReader
-from clive.tui.cycle_detail import CycleDetail
 from clive.tui.session_app import SessionApp, blank_snapshot
 
 SPEEDS = (1, 4, 16)
@@ -21,7 +20,7 @@ class ReplayApp(SessionApp):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *SessionApp.BINDINGS,
-        Binding("space", "play", "Play/pause"),
+        Binding("space", "play", "Play"),
         Binding("plus", "faster", "Speed"),
     ]
 
@@ -92,8 +91,8 @@ class ReplayApp(SessionApp):
         i = bisect.bisect_right(times, self.play_time) - 1
         if i >= 0 and i != self.index:
             self.index = i
-            self.timeline.move_cursor(row=i, animate=False)
-            self.query_one(CycleDetail).show(self.cycle_events[i])
+            self.timeline.move_cursor(i)
+            self.detail.show(self.cycle_events[i])
         self.update_title()
         if self.play_time >= self._end_time() + 1.0:
             self._stop_playing()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Sparkline
+from textual.widgets import DataTable
+
+from clive.tui.metric_chart import MetricChart, Point
 
 
 def _metric(value: Any) -> float | None:
@@ -17,7 +19,9 @@ class ResultsPane(Horizontal):
 
     DEFAULT_CSS = """
     ResultsPane {
-        height: 7;
+        height: 25%;
+        min-height: 7;
+        max-height: 14;
         display: none;
     }
     ResultsPane.-has-results {
@@ -25,15 +29,17 @@ class ResultsPane(Horizontal):
         layout: horizontal;
     }
     ResultsPane > DataTable {
-        width: 2fr;
-        border: round $accent 50%;
-        border-title-color: $text-muted;
-    }
-    ResultsPane > Sparkline {
-        width: 1fr;
+        width: 3fr;
         height: 1fr;
         border: round $accent 50%;
         border-title-color: $text-muted;
+    }
+    ResultsPane > MetricChart {
+        width: 2fr;
+        height: 1fr;
+        border: round $accent 50%;
+        border-title-color: $text-muted;
+        border-subtitle-color: $text-muted;
         padding: 0 1;
     }
     """
@@ -42,9 +48,8 @@ class ResultsPane(Horizontal):
         super().__init__(**kwargs)
         self.table: DataTable[str] = DataTable(cursor_type="row", id="results-table")
         self.table.border_title = "results"
-        self.chart = Sparkline([], id="metric-chart")
-        self.chart.border_title = "metric"
-        self.metrics: list[float] = []
+        self.chart = MetricChart(id="metric-chart")
+        self.points: list[Point] = []
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield self.table
@@ -67,9 +72,7 @@ class ResultsPane(Horizontal):
                 str(e.get("status", "?")),
                 str(e.get("description", "")),
             )
-            if metric is not None:
-                self.metrics.append(metric)
-        self.chart.data = list(self.metrics)
-        if self.metrics:
-            self.chart.border_title = f"metric {min(self.metrics):g}…{max(self.metrics):g}"
+            n = e.get("n")
+            self.points.append(Point(n if type(n) is int else len(self.points), metric, str(e.get("status", "?"))))
+        self.chart.set_points(self.points)
         self.add_class("-has-results")

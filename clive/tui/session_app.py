@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import gc
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on
+from textual.actions import SkipAction
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from clive.record import SessionError, SessionReader
 from clive.screen import Snapshot
+from clive.tui.checkpoints import CheckpointEntry, CheckpointsScreen, checkpoints_in
 from clive.tui.cycle_detail import CycleDetail
-from clive.tui.goto_input import GotoInput
 from clive.tui.results_pane import ResultsPane
 from clive.tui.terminal_view import TerminalView
 from clive.tui.timeline import Timeline
+from clive.tui.title_bar import TitleBar
 
 FOLLOW_INTERVAL = 0.5  # seconds between looks at a session still being written
+SCREEN_CACHE = 256  # recorded screens kept, so stepping back and forth does not replay the cast
 
 
 def styled_screen_at(reader: SessionReader, cycle: int) -> Snapshot:
@@ -36,13 +39,25 @@ def blank_snapshot(columns: int = 80, rows: int = 24, message: str = "") -> Snap
     return Snapshot(lines=lines, cursor=(0, 0), columns=columns, rows=rows, cursor_visible=False)
 
 
-class TitleBar(Widget):
-    """One line naming the session and where we are in it (repaints without a relayout)."""
-
-    text: reactive[str] = reactive("")
-
-    def render(self) -> str:
-        return self.text
+# The footer shows bindings in the order they are declared and cuts them at the right edge, so
+# each mode puts its own keys first (live mode hides the navigation keys there).
+NAVIGATION: list[BindingType] = [
+    Binding("j", "next_cycle", "Next"),
+    Binding("k", "prev_cycle", "Prev"),
+    Binding("g", "first_cycle", "First", show=False),
+    Binding("G", "last_cycle", "Last", show=False),
+    Binding("colon", "goto", "Go to"),
+]
+GENERAL: list[BindingType] = [
+    Binding("c", "checkpoints", "Checkpoints"),
+    Binding("d", "toggle_dark", "Theme", show=False),
+    Binding("q", "quit", "Quit"),
+]
+# Keys of the ":" prompt: priority, so they reach it whatever has the focus; when the prompt is
+# closed the action skips and the key goes on as if unbound.
+PROMPT_KEYS: list[BindingType] = [
+    Binding(k, f"prompt_key('{k}')", show=False, priority=True) for k in [*"0123456789", "backspace", "enter", "escape"]
+]
 
 
 class SessionApp(App[int]):
@@ -51,15 +66,10 @@ class SessionApp(App[int]):
     CSS_PATH = "viewer.tcss"
     TITLE = "clive"
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "next_cycle", "Next"),
-        Binding("k", "prev_cycle", "Prev"),
-        Binding("g", "first_cycle", "First", show=False),
-        Binding("G", "last_cycle", "Last", show=False),
-        Binding("colon", "goto", "Go to"),
-        Binding("d", "toggle_dark", "Theme", show=False),
-        Binding("q", "quit", "Quit"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [*NAVIGATION, *GENERAL, *PROMPT_KEYS]
+
+    terminal_title = "terminal"
+    follow_interval = FOLLOW_INTERVAL
 
     start_at_first = True  # replay opens at cycle 1; live mode at the newest
 
@@ -71,6 +81,9 @@ class SessionApp(App[int]):
         self.index = -1  # selected row of the timeline
         self.exit_code = 0
         self._problems_shown: list[str] = []
+        self._screens: OrderedDict[Any, Snapshot] = OrderedDict()
+        self._index_of: dict[Any, int] = {}  # cycle number -> its row in the timeline
+        self.checkpoints: list[CheckpointEntry] = []
 
     # ---- layout ------------------------------------------------------------------------
 
@@ -84,8 +97,7 @@ class SessionApp(App[int]):
                 yield CycleDetail(id="detail")
         yield from self.compose_extra()
         yield ResultsPane(id="results")
-        yield GotoInput(id="goto")
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_extra(self) -> ComposeResult:
         yield from ()
@@ -98,13 +110,29 @@ class SessionApp(App[int]):
     def timeline(self) -> Timeline:
         return self.query_one(Timeline)
 
+    @property
+    def detail(self) -> CycleDetail:
+        return self.query_one(CycleDetail)
+
     def on_mount(self) -> None:
-        self.terminal_view.border_title = "terminal"
+        # Textual calls every on_mount along the class hierarchy: subclasses do not define one,
+        # they override started().
+        self.terminal_view.border_title = self.terminal_title
         self.terminal_view.show(blank_snapshot())
         self.load_new()
+        # The session read so far lives as long as the viewer: keep it out of the collector's
+        # full passes, which otherwise walk every event and pause a step for tens of ms.
+        gc.freeze()
         self.timeline.focus()
         if self.follow and self.reader is not None:
-            self.set_interval(FOLLOW_INTERVAL, self.poll_session, name="follow")
+            self.set_interval(self.follow_interval, self.poll_session, name="follow")
+        self.started()
+
+    def started(self) -> None:
+        """Called once the app is mounted and the session read so far is shown."""
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()
 
     def title_parts(self) -> list[str]:
         reader = self.reader
@@ -112,13 +140,18 @@ class SessionApp(App[int]):
             return []
         meta = reader.meta
         parts = [f"session {reader.id}", str(meta.get("status", "?"))]
+        # Where we are comes early: the line is cut at the right edge of a narrow terminal.
+        count = len(self.cycle_events)
+        if 0 <= self.index < count:
+            parts.append(f"#{self.cycle_events[self.index].get('cycle', '?')} of {count} cycles")
+        else:
+            parts.append(f"{count} cycles")
+        if self.checkpoints:
+            parts.append(f"{len(self.checkpoints)} checkpoints")
         if meta.get("playbook"):
             parts.append(Path(str(meta["playbook"])).name)
         if meta.get("policy"):
             parts.append(str(meta["policy"]))
-        parts.append(f"{len(self.cycle_events)} cycles")
-        if 0 <= self.index < len(self.cycle_events):
-            parts.append(f"at #{self.cycle_events[self.index].get('cycle', '?')}")
         return parts
 
     def update_title(self) -> None:
@@ -136,6 +169,8 @@ class SessionApp(App[int]):
         results = [e for e in events if e.get("type") == "experiment"]
         at_end = self.index == len(self.cycle_events) - 1
         if cycles:
+            for i, event in enumerate(cycles, start=len(self.cycle_events)):
+                self._index_of.setdefault(event.get("cycle"), i)
             self.cycle_events.extend(cycles)
             self.timeline.add_cycles(cycles)
             last = len(self.cycle_events) - 1
@@ -144,8 +179,19 @@ class SessionApp(App[int]):
             elif at_end and self.follow:
                 self.select(last)
         self.query_one(ResultsPane).add_results(results)
+        self.add_checkpoints(checkpoints_in(events))
         self.show_problems()
         self.update_title()
+
+    def add_checkpoints(self, entries: list[CheckpointEntry]) -> None:
+        if not entries:
+            return
+        first = not self.checkpoints
+        self.checkpoints.extend(entries)
+        if first:
+            self.refresh_bindings()  # c appears in the footer
+        if isinstance(self.screen, CheckpointsScreen):
+            self.screen.add_entries(entries)
 
     def poll_session(self) -> None:
         if self.reader is None:
@@ -176,14 +222,12 @@ class SessionApp(App[int]):
             return
         index = max(0, min(index, len(self.cycle_events) - 1))
         self.index = index
-        table = self.timeline
-        if table.cursor_row != index:
-            table.move_cursor(row=index, animate=False)
+        self.timeline.move_cursor(index)
         self.show_cycle(index)
 
     def show_cycle(self, index: int) -> None:
         event = self.cycle_events[index]
-        self.query_one(CycleDetail).show(event)
+        self.detail.show(event)
         self.show_screen(event)
         self.update_title()
 
@@ -191,12 +235,28 @@ class SessionApp(App[int]):
         """The terminal pane for the selected cycle: its recorded screen."""
         if self.reader is None:
             return
+        self.terminal_view.show(self.screen_of(event))
+
+    def screen_of(self, event: dict[str, Any]) -> Snapshot:
+        """The recorded screen of a cycle, from a cache of the screens shown lately."""
         cycle = event.get("cycle")
+        snap = self._screens.get(cycle)
+        if snap is not None:
+            self._screens.move_to_end(cycle)
+            return snap
+        assert self.reader is not None
         try:
             snap = styled_screen_at(self.reader, cycle)  # type: ignore[arg-type]
         except SessionError as exc:
-            snap = blank_snapshot(message=f"[no screen for this cycle: {exc}]")
-        self.terminal_view.show(snap)
+            return blank_snapshot(message=f"[no screen for this cycle: {exc}]")
+        # A session still being written may have the cycle's event before its terminal output:
+        # keep the screen only once the cast has gone past the cycle's place in it.
+        index = event.get("cast_index")
+        if type(index) is int and self.reader.cast_length > index:
+            self._screens[cycle] = snap
+            if len(self._screens) > SCREEN_CACHE:
+                self._screens.popitem(last=False)
+        return snap
 
     @on(Timeline.Selected)
     def _timeline_selected(self, message: Timeline.Selected) -> None:
@@ -204,13 +264,13 @@ class SessionApp(App[int]):
             self.index = message.index
             self.show_cycle(message.index)
 
-    @on(GotoInput.Jump)
-    def _jump(self, message: GotoInput.Jump) -> None:
-        for i, event in enumerate(self.cycle_events):
-            if event.get("cycle") == message.cycle:
-                self.select(i)
-                return
-        self.notify(f"no cycle {message.cycle}", severity="warning")
+    def jump(self, cycle: int) -> None:
+        """Select cycle number ``cycle``."""
+        index = self._index_of.get(cycle)
+        if index is None:
+            self.notify(f"no cycle {cycle}", severity="warning")
+        else:
+            self.select(index)
 
     # ---- actions -----------------------------------------------------------------------
 
@@ -227,7 +287,33 @@ class SessionApp(App[int]):
         self.select(len(self.cycle_events) - 1)
 
     def action_goto(self) -> None:
-        self.query_one(GotoInput).open()
+        self.query_one(TitleBar).open()
+
+    def action_prompt_key(self, key: str) -> None:
+        bar = self.query_one(TitleBar)
+        if not bar.prompting:
+            raise SkipAction()
+        cycle = bar.key(key)
+        if cycle is not None:
+            self.jump(cycle)
+
+    def action_checkpoints(self) -> None:
+        if isinstance(self.screen, CheckpointsScreen):
+            return
+        self.query_one(TitleBar).close()
+        reader = self.reader
+        meta = reader.meta if reader is not None else {}
+        session_id = reader.id if reader is not None else "?"
+        self.push_screen(CheckpointsScreen(self.checkpoints, meta, session_id, self.restore_blocker()))
+
+    def restore_blocker(self) -> Callable[[], str | None] | None:
+        """Replay restores nothing: a recording is looked at, not acted on (live mode overrides)."""
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "checkpoints":
+            return bool(self.checkpoints)  # hidden until the session has one
+        return True
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
@@ -241,6 +327,7 @@ class SessionApp(App[int]):
         ("First cycle", "Select the first cycle (g)", "first_cycle"),
         ("Last cycle", "Select the last cycle (G)", "last_cycle"),
         ("Go to cycle", "Jump to a cycle by number (:)", "goto"),
+        ("Checkpoints", "List the checkpoints, diff two of them (c)", "checkpoints"),
         ("Toggle light/dark theme", "Switch between the light and dark theme (d)", "toggle_dark"),
     ]
 

@@ -1,7 +1,8 @@
 """The terminal pane: a pyte ``Snapshot`` drawn cell for cell, with colours and the cursor.
 
-Rows are rendered with Textual's line API from a cache keyed on what a row shows, and a new
-snapshot refreshes only the rows that differ from the last one, so a live screen never flickers.
+Rows are rendered with Textual's line API from a cache keyed on what a row shows (so output that
+scrolls up is not drawn again), and a new snapshot repaints only the rows that differ from the last
+one, so a live screen never flickers and stepping through a recording repaints little.
 """
 
 from __future__ import annotations
@@ -123,8 +124,30 @@ def row_strip(
     return Strip(segments, max(columns, width)).crop(0, columns)
 
 
+@lru_cache(maxsize=4096)
+def cached_row_strip(text: str, runs: tuple[StyleRun, ...], columns: int, cursor_x: int | None) -> Strip:
+    """``row_strip`` keyed on what the row shows: output that scrolls up finds its rows here."""
+    return row_strip(text, runs, columns, cursor_x)
+
+
+RowKey = tuple[str, tuple[StyleRun, ...], int | None]
+DRAWN_KEPT = 1024  # drawn rows a view keeps
+
+
+def _row_keys(snap: Snapshot) -> list[RowKey]:
+    """What each row of ``snap`` shows: its text, style runs and the cursor column if it is there."""
+    lines, styles = snap.lines, snap.styles
+    cursor_x, cursor_y = snap.cursor if snap.cursor_visible else (None, -1)
+    keys = []
+    for y in range(snap.rows):
+        text = lines[y] if y < len(lines) else ""
+        runs = styles[y] if styles is not None and y < len(styles) else ()
+        keys.append((text, runs, cursor_x if y == cursor_y else None))
+    return keys
+
+
 class TerminalView(ScrollView, can_focus=True):
-    """Shows one snapshot of a terminal; set ``snapshot`` to update it."""
+    """Shows one snapshot of a terminal; ``show`` a new one to update it."""
 
     DEFAULT_CSS = """
     TerminalView {
@@ -144,8 +167,13 @@ class TerminalView(ScrollView, can_focus=True):
         # While set (a take-over), every key goes here as terminal bytes instead of to the app.
         self.keys_to: Callable[[str], None] | None = None
         self._snapshot: Snapshot | None = None
-        self._cache: dict[int, tuple[tuple[object, ...], Strip]] = {}
-        self.rendered_rows = 0  # rows drawn (not served from the cache), for tests and benches
+        self._keys: list[RowKey] = []
+        self._columns = 0
+        # Rows as drawn (cropped to the view, in the widget's style), by what they show: a row
+        # that scrolled up or came back is not drawn again.
+        self._drawn: dict[tuple[object, ...], Strip] = {}
+        self._line_style = Style()
+        self.drawn_rows = 0  # rows drawn (not found among those drawn before), for tests and benches
         if snapshot is not None:
             self.show(snapshot)
 
@@ -154,44 +182,52 @@ class TerminalView(ScrollView, can_focus=True):
         return self._snapshot
 
     def show(self, snapshot: Snapshot) -> None:
-        """Display ``snapshot``, redrawing only the rows that changed."""
+        """Display ``snapshot``, repainting only the rows that changed."""
         old = self._snapshot
+        old_keys = self._keys
         self._snapshot = snapshot
-        size = Size(snapshot.columns, snapshot.rows)
+        self._keys = _row_keys(snapshot)
+        self._columns = snapshot.columns
         if old is None or (old.columns, old.rows) != (snapshot.columns, snapshot.rows):
-            self._cache.clear()
-            self.virtual_size = size
+            self._drawn.clear()
+            self.virtual_size = Size(snapshot.columns, snapshot.rows)
             self.refresh()
             return
-        changed = [y for y in range(snapshot.rows) if self._row_key(snapshot, y) != self._row_key(old, y)]
-        for y in changed:
-            self._cache.pop(y, None)
-            self.refresh(Region(0, y - self.scroll_offset.y, self.size.width, 1))
+        scroll_y = self.scroll_offset.y
+        width = self.size.width
+        start = None  # a run of changed rows is repainted as one region
+        for y, key in enumerate([*self._keys, None]):
+            changed = key is not None and key != old_keys[y]
+            if changed and start is None:
+                start = y
+            elif not changed and start is not None:
+                self.refresh(Region(0, start - scroll_y, width, y - start))
+                start = None
 
-    @staticmethod
-    def _row_key(snap: Snapshot, y: int) -> tuple[object, ...]:
-        text = snap.lines[y] if y < len(snap.lines) else ""
-        runs = snap.styles[y] if snap.styles is not None and y < len(snap.styles) else ()
-        cursor = snap.cursor[0] if snap.cursor_visible and snap.cursor[1] == y else None
-        return (text, runs, cursor)
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # One look-up of the widget's style per repaint, not one per row.
+        self._line_style = self.rich_style
+        return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
-        snap = self._snapshot
         scroll_x, scroll_y = self.scroll_offset
         row = y + scroll_y
         width = self.size.width
-        if snap is None or row >= snap.rows:
-            return Strip.blank(width, self.rich_style)
-        key = self._row_key(snap, row)
-        cached = self._cache.get(row)
-        if cached is None or cached[0] != key:
-            text, runs, cursor = key
-            strip = row_strip(text, runs, snap.columns, cursor)  # type: ignore[arg-type]
-            self._cache[row] = (key, strip)
-            self.rendered_rows += 1
-        else:
-            strip = cached[1]
-        return strip.crop(scroll_x, scroll_x + width).extend_cell_length(width).apply_style(self.rich_style)
+        style = self._line_style
+        if row >= len(self._keys):
+            return Strip.blank(width, style)
+        key = self._keys[row]
+        drawn_from = (key, scroll_x, width, style)
+        strip = self._drawn.get(drawn_from)
+        if strip is None:
+            self.drawn_rows += 1
+            text, runs, cursor_x = key
+            strip = cached_row_strip(text, runs, self._columns, cursor_x)
+            strip = strip.crop(scroll_x, scroll_x + width).extend_cell_length(width).apply_style(style)
+            if len(self._drawn) >= DRAWN_KEPT:
+                self._drawn.clear()
+            self._drawn[drawn_from] = strip
+        return strip
 
     async def _on_key(self, event: events.Key) -> None:
         if self.keys_to is None:
