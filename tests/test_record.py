@@ -88,7 +88,12 @@ def test_secrets_reach_no_file_of_the_session(tmp_path, monkeypatch):
     key = "sk-test-" + "4f9a1c7e2b" * 3
     password = "hunter2-correct-horse"
     monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    monkeypatch.setattr(record, "KEYFRAME_START", 0)  # keyframes from the first event,
+    monkeypatch.setattr(record, "KEYFRAME_SPACING", 0)  # after nearly every cast event
+    monkeypatch.setattr(record, "KEYFRAME_WAIT", 120)  # close() waits for them all
+    monkeypatch.setattr(record, "KEYFRAME_IDLE", False)
     rec = Recorder.create(tmp_path / "s", {"note": f"started with {key}"}, 80, 24)  # env scanned
+    cycle_event(rec, 0, "start")  # the keyframe process starts here, and learns the rest later
     with Terminal(cols=80, rows=24, cwd=tmp_path, env={"ANTHROPIC_API_KEY": key}, listeners=[rec]) as t:
         t.run("echo $ANTHROPIC_API_KEY")
         # The key printed in two writes, so it reaches us in two reads.
@@ -104,6 +109,7 @@ def test_secrets_reach_no_file_of_the_session(tmp_path, monkeypatch):
         cycle_event(rec, 1, f"echo {password}", note=key)
     rec.close("done")
 
+    assert len((rec.path / "keyframes.jsonl").read_bytes().splitlines()) > 10
     data = all_bytes(rec.path)
     assert key.encode() not in data
     assert password.encode() not in data
