@@ -31,7 +31,7 @@ from typing import Any
 
 import pyte
 
-from clive import record
+from clive import keyframes
 from clive.record import Recorder, SessionReader
 from clive.screen import ScreenModel
 
@@ -99,7 +99,7 @@ def row(
 def run(quick: bool) -> list[dict[str, Any]]:
     # This loop never waits, so the keyframe process (which replays while the recording waits)
     # catches up in close(): let close() wait until it has, and say how long that took.
-    record.KEYFRAME_WAIT = 600
+    keyframes.KEYFRAME_WAIT = 600
     cycles = 1000 if quick else 10_000
     block = 500
     rows = []

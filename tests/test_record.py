@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clive import record
+from clive import keyframes
 from clive.record import (
     REDACTED,
     Recorder,
@@ -88,10 +88,10 @@ def test_secrets_reach_no_file_of_the_session(tmp_path, monkeypatch):
     key = "sk-test-" + "4f9a1c7e2b" * 3
     password = "hunter2-correct-horse"
     monkeypatch.setenv("ANTHROPIC_API_KEY", key)
-    monkeypatch.setattr(record, "KEYFRAME_START", 0)  # keyframes from the first event,
-    monkeypatch.setattr(record, "KEYFRAME_SPACING", 0)  # after nearly every cast event
-    monkeypatch.setattr(record, "KEYFRAME_WAIT", 120)  # close() waits for them all
-    monkeypatch.setattr(record, "KEYFRAME_IDLE", False)
+    monkeypatch.setattr(keyframes, "KEYFRAME_START", 0)  # keyframes from the first event,
+    monkeypatch.setattr(keyframes, "KEYFRAME_SPACING", 0)  # after nearly every cast event
+    monkeypatch.setattr(keyframes, "KEYFRAME_WAIT", 120)  # close() waits for them all
+    monkeypatch.setattr(keyframes, "KEYFRAME_IDLE", False)
     rec = Recorder.create(tmp_path / "s", {"note": f"started with {key}"}, 80, 24)  # env scanned
     cycle_event(rec, 0, "start")  # the keyframe process starts here, and learns the rest later
     with Terminal(cols=80, rows=24, cwd=tmp_path, env={"ANTHROPIC_API_KEY": key}, listeners=[rec]) as t:
@@ -175,7 +175,7 @@ COMMANDS = [
 
 
 def test_screen_at_any_cycle_is_the_screen_the_terminal_showed(tmp_path, monkeypatch):
-    monkeypatch.setattr(record, "KEYFRAME_EVENTS", 20)
+    monkeypatch.setattr(keyframes, "KEYFRAME_EVENTS", 20)
     rec = Recorder.create(tmp_path / "s", {}, 60, 12, secrets=[])
     live = {}
     with Terminal(cols=60, rows=12, cwd=tmp_path, listeners=[rec]) as term:
@@ -205,14 +205,14 @@ def test_screen_at_any_cycle_is_the_screen_the_terminal_showed(tmp_path, monkeyp
         assert reader.screen_at(n) == live[n], f"cycle {n}"
     fed = reader.fed_events - before
     # Each seek starts from the nearest keyframe: never a replay from the start.
-    assert fed <= 100 * record.KEYFRAME_EVENTS < 100 * length
+    assert fed <= 100 * keyframes.KEYFRAME_EVENTS < 100 * length
 
     fresh = SessionReader.open(rec.path)
     assert fresh.screen_at(120) == live[120]
     first_pass = fresh.fed_events
     fresh.screen_at(3)
     fresh.screen_at(119)
-    assert fresh.fed_events - first_pass <= 2 * record.KEYFRAME_EVENTS
+    assert fresh.fed_events - first_pass <= 2 * keyframes.KEYFRAME_EVENTS
 
     # Playing the cast, by event or by time.
     assert fresh.screen_at_event(fresh.cycles()[-1]["cast_index"]) == live[120]

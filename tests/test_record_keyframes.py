@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clive import record
+from clive import keyframes
 from clive.record import REDACTED, Recorder, SessionReader
 from clive.terminal import Terminal
 
@@ -29,10 +29,10 @@ from clive.terminal import Terminal
 def dense(monkeypatch):
     """Keyframes from the first event, one after every event where the parser is at rest (and
     close() waits for all of them, however busy the machine)."""
-    monkeypatch.setattr(record, "KEYFRAME_START", 0)
-    monkeypatch.setattr(record, "KEYFRAME_SPACING", 0)
-    monkeypatch.setattr(record, "KEYFRAME_WAIT", 120)
-    monkeypatch.setattr(record, "KEYFRAME_IDLE", False)  # a machine busy with other tests: not idle
+    monkeypatch.setattr(keyframes, "KEYFRAME_START", 0)
+    monkeypatch.setattr(keyframes, "KEYFRAME_SPACING", 0)
+    monkeypatch.setattr(keyframes, "KEYFRAME_WAIT", 120)
+    monkeypatch.setattr(keyframes, "KEYFRAME_IDLE", False)  # a machine busy with other tests: not idle
 
 
 def cycle(rec: Recorder, n: int, command: str = "") -> None:
@@ -143,9 +143,9 @@ def test_seeking_with_recorded_keyframes_gives_exactly_the_replayed_screen(tmp_p
 
 
 def test_each_seek_starts_from_the_recorded_keyframe_before_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(record, "KEYFRAME_START", 0)
-    monkeypatch.setattr(record, "KEYFRAME_WAIT", 120)
-    monkeypatch.setattr(record, "KEYFRAME_IDLE", False)  # a machine busy with other tests: not idle
+    monkeypatch.setattr(keyframes, "KEYFRAME_START", 0)
+    monkeypatch.setattr(keyframes, "KEYFRAME_WAIT", 120)
+    monkeypatch.setattr(keyframes, "KEYFRAME_IDLE", False)  # a machine busy with other tests: not idle
     rec = Recorder.create(tmp_path, {}, 80, 24, secrets=[])
     for n in range(1, 3001):
         rec.on_output(f"$ step {n}\r\n\x1b[32m{'=' * (n % 70)}\x1b[0m\r\n".encode())
@@ -165,7 +165,7 @@ def test_each_seek_starts_from_the_recorded_keyframe_before_it(tmp_path, monkeyp
 
 
 def test_a_session_without_keyframes_replays_as_before(tmp_path, monkeypatch):
-    monkeypatch.setattr(record, "KEYFRAME_START", 10**12)  # as recorded before keyframes existed
+    monkeypatch.setattr(keyframes, "KEYFRAME_START", 10**12)  # as recorded before keyframes existed
     rec = Recorder.create(tmp_path, {}, 40, 6, secrets=[])
     for n in range(1, 301):
         rec.on_output(f"line {n}\r\n".encode())
@@ -306,10 +306,10 @@ def _paths(value: Any, path: tuple = ()) -> list[tuple]:
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> tuple[Path, dict]:
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(record, "KEYFRAME_START", 0)
-        mp.setattr(record, "KEYFRAME_SPACING", 0)
-        mp.setattr(record, "KEYFRAME_WAIT", 120)
-        mp.setattr(record, "KEYFRAME_IDLE", False)
+        mp.setattr(keyframes, "KEYFRAME_START", 0)
+        mp.setattr(keyframes, "KEYFRAME_SPACING", 0)
+        mp.setattr(keyframes, "KEYFRAME_WAIT", 120)
+        mp.setattr(keyframes, "KEYFRAME_IDLE", False)
         rec = Recorder.create(tmp_path_factory.mktemp("kf"), {}, 20, 5, secrets=[])
         for n in range(1, 13):
             rec.on_output(f"\x1b[3{n % 8}mx{n}\x1b[0m\u6f22\r\n".encode())
@@ -377,12 +377,12 @@ def test_a_secret_put_together_on_the_screen_reaches_no_keyframe(tmp_path, dense
 CHILD = textwrap.dedent(
     """
     import sys
-    from clive import record
+    from clive import keyframes
     from clive.record import Recorder
 
-    record.KEYFRAME_START = 0
-    record.KEYFRAME_LAG = 0  # this loop never waits: keyframes as it goes, not once it waits
-    record.KEYFRAME_IDLE = False
+    keyframes.KEYFRAME_START = 0
+    keyframes.KEYFRAME_LAG = 0  # this loop never waits: keyframes as it goes, not once it waits
+    keyframes.KEYFRAME_IDLE = False
     rec = Recorder.create(sys.argv[1], {}, 80, 24, secrets=[], fsync_interval=None)
     print(rec.path, flush=True)
     n = 0
