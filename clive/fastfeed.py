@@ -21,7 +21,13 @@ stream takes those itself and hands everything else to pyte's own parser, on the
   as that text plus the raw characters of their lines; their cells are built the first time
   anything reads ``screen.buffer`` (``ScreenModel`` calls ``_Pending.flush``), and ``text_lines()``
   reads the text without building them. Rows more than history + screen behind the end of one
-  ``feed()`` can never be seen: they are counted, their colours folded, and nothing else.
+  ``feed()`` can never be seen: they are counted, their colours folded, and nothing else (so the
+  Terminal's reader feeds a flood in windows of many reads, see ``Terminal._read``).
+* **Checks.** Whether a chunk is all one-cell text, CR, LF, TAB, BS and SGR is checked with C-speed
+  string operations (the SGRs removed, the rest translated away) a slice of about ``_SLICE``
+  characters at a time, cut after an LF: the slices before the first that fails are taken as one
+  stretch, the failing one goes the usual way. ``CheckedText`` lets a reader run those checks on a
+  flood's text while it waits for more of it.
 
 Why the shortcuts are exact. The lazy path runs only with the cursor on the bottom row of a
 full-height scroll region, DECAWM on, IRM and LNM off, the G0 charset the identity and (for a tab)
@@ -34,17 +40,20 @@ at each, its rendered text is the line cut as above, and every row that scrolls 
 scrollback in order, as ``ScreenModel.index`` would push it. SGR goes through a transcription of
 pyte's ``select_graphic_rendition`` with memoised results; ``ESC[0m`` and ``ESC[m`` reset every
 attribute, so folding a stretch starts from its last reset. Which rows exist in ``screen.buffer``
-(pyte's ``delete_lines`` can tell) and the ``dirty`` set are kept as pyte keeps them. Anything else
-takes the eager or slow path. ``tests/test_fastfeed.py`` checks all of it against pyte, cell by
-cell, for random byte streams cut at random places.
+(pyte's ``delete_lines`` can tell) and the ``dirty`` set are kept as pyte keeps them. Slices are cut
+right after an LF, which no SGR holds and which ends pyte's text runs, so a stretch taken a slice at
+a time ends as it would whole; the lines skipped are counted exactly (their wrapped rows too), since
+``ScreenModel.scrolled`` counts every row. Anything else takes the eager or slow path.
+``tests/test_fastfeed.py`` checks all of it against pyte, cell by cell, for random byte streams cut at
+random places.
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
-from itertools import accumulate
-from typing import Any
+from bisect import bisect_left, bisect_right
+from itertools import accumulate, compress, islice
+from typing import Any, NamedTuple
 
 import pyte
 from pyte import graphics as g
@@ -55,7 +64,7 @@ from wcwidth import wcwidth
 
 from clive.screen import ScreenModel, _line_text
 
-__all__ = ["FastStream"]
+__all__ = ["CheckedText", "FastStream"]
 
 
 def _narrow_ranges() -> str:
@@ -79,7 +88,8 @@ _NARROW = _narrow_ranges()
 _FAST = re.compile(f"(?:\\x1b\\[[0-9;]*m|[{_NARROW}\\r\\n\\t\\x08]+)+")
 # Any character of a fast stretch once its SGRs are removed; the same for ASCII text (much faster).
 _NOT_FAST = re.compile(f"[^{_NARROW}\\r\\n\\t\\x08]")
-_ASCII_FAST = bytes(range(0x20, 0x7F)) + b"\r\n\t\x08"
+# ASCII text a row can hold as it is: what is left of a line after deleting it is its control characters.
+_ASCII_TEXT = bytes(range(0x20, 0x7F)) + b"\t"
 # Where a slow segment may end: characters that always end one of pyte's text runs.
 _STOP = re.compile(r"[\r\n\t\x08\x1b]")
 _SGR = re.compile(r"\x1b\[([0-9;]*)m")
@@ -88,6 +98,11 @@ _PARTIAL_SGR = re.compile(r"\x1b(?:\[[0-9;]*)?\Z")
 _NOT_PLAIN = re.compile(r"\x1b\[[0-9;]*m|\r")
 _EAGER_TOKEN = re.compile(f"([{_NARROW}]+)|\\x1b\\[([0-9;]*)m|(\\r)|(\\n)|(\\t)|(\\x08)")
 _ROW_TOKEN = re.compile(r"([^\x1b\t\r]+)|\x1b\[([0-9;]*)m|(\t)|(\r)")
+
+# A long chunk is checked for the fast paths a slice of about this many characters at a time, cut after
+# an LF (so no SGR is cut): regex passes over a slice this size stay in the CPU's cache.
+_SLICE = 1 << 18
+_COUNTED_WRAPS = 3  # see _extra_rows
 
 _DEFAULTS = (Char(" "), Char(" ", reverse=True))  # pyte's default_char without and with DECSCNM
 _CACHE_LIMIT = 50_000
@@ -146,10 +161,12 @@ def _sgr(attrs: Char, params: str, reverse: bool) -> Char:
     return result
 
 
-def _fold(attrs: Char, raw: str, reverse: bool) -> Char:
-    """The attributes after every SGR in ``raw`` (which holds only text, CR, LF, TAB and SGR)."""
+def _fold(attrs: Char, raw: str, reverse: bool, end: int | None = None) -> Char:
+    """The attributes after every SGR in ``raw[:end]`` (which holds only text, CR, LF, TAB and SGR)."""
+    if end is None:
+        end = len(raw)
     # ESC[0m and ESC[m reset everything, whatever came before: apply only what follows the last.
-    start = raw.rfind("\x1b[")
+    start = raw.rfind("\x1b[", 0, end)
     if start < 0:
         return attrs
     after: list[str] = []
@@ -163,12 +180,134 @@ def _fold(attrs: Char, raw: str, reverse: bool) -> Char:
         if start < 0:
             break
     else:
-        start = max(raw.rfind("\x1b[0m"), raw.rfind("\x1b[m"), 0)
-        after = _SGR.findall(raw, start)
+        start = max(raw.rfind("\x1b[0m", 0, end), raw.rfind("\x1b[m", 0, end), 0)
+        after = _SGR.findall(raw, start, end)
         after.reverse()
     for params in reversed(after):
         attrs = _sgr(attrs, params, reverse)
     return attrs
+
+
+def _check_slice(seg: str) -> tuple[str, bytes | None] | None:
+    """``seg`` without its SGRs and, when ASCII, its control characters in order; None unless it is all
+    one-cell text, CR, LF, TAB, BS and SGR (what the fast paths take)."""
+    plain = _SGR.sub("", seg) if "\x1b" in seg else seg
+    if not plain.isascii():
+        return (plain, None) if _NOT_FAST.search(plain) is None else None
+    controls = plain.encode("ascii").translate(None, _ASCII_TEXT)
+    return (plain, controls) if not controls.translate(None, b"\r\n\x08") else None
+
+
+# Slices checked before, by where they start: (end, text without SGRs, its control characters when
+# ASCII, that text split at CR LF).
+_Slices = dict[int, tuple[int, str, bytes | None, list[str]]]
+
+
+class _Stretch(NamedTuple):
+    """A fast stretch checked whole: its text without SGRs, the control characters of that when ASCII,
+    and the text split at CR LF when known."""
+
+    plain: str
+    controls: bytes | None
+    lines: list[str] | None
+
+
+def _fast_prefix(data: str, pos: int, end: int, known: _Slices | None) -> tuple[int, int, _Stretch]:
+    """How far ``data[pos:end]`` is one fast stretch, in whole slices: (where it stops, where the slice it
+    stopped in ends, the stretch). Slices in ``known`` were checked before (and found fast)."""
+    plains: list[str] = []
+    controls: list[bytes] | None = []
+    lines: list[str] = []
+    starts = sorted(known) if known else []
+    i = pos
+    while i < end:
+        hit = known.get(i) if known else None
+        if hit is not None and hit[0] <= end:
+            j, plain, ctl, split = hit
+        else:
+            j = end if end - i <= _SLICE else data.find("\n", i + _SLICE, end) + 1
+            if j <= 0:
+                j = end
+            k = bisect_right(starts, i)
+            if k < len(starts) and starts[k] < j:
+                j = starts[k]  # back in step with the slices checked before
+            checked = _check_slice(data[i:j])
+            if checked is None:
+                break
+            plain, ctl = checked
+            split = plain.split("\r\n")
+        # A slice ends with an LF: its last line ends there, or (no CR before it) runs on.
+        if lines:
+            lines[-1] += split[0]
+            lines.extend(islice(split, 1, None))
+        else:
+            lines.extend(split)
+        plains.append(plain)
+        if controls is not None and ctl is not None:
+            controls.append(ctl)
+        else:
+            controls = None
+        i = j
+    else:
+        j = end
+    stretch = _Stretch("".join(plains), None if controls is None else b"".join(controls), lines if plains else None)
+    return i, j, stretch
+
+
+class CheckedText:
+    """Text for ``FastStream.feed`` put together as it is read, its slices checked for the fast paths on
+    the way (``check``): a reader can check a flood while it waits for the next bytes of it."""
+
+    __slots__ = ("_parts", "_pending", "_size", "_open", "slices")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._pending: list[str] = []  # added, not checked yet
+        self._size = 0
+        self._open = True  # whether every slice so far is fast (the rest is left to feed)
+        # (start, end, text without SGRs, its controls when ASCII, that text split at CR LF)
+        self.slices: list[tuple[int, int, str, bytes | None, list[str]]] = []
+
+    def add(self, text: str) -> None:
+        self._parts.append(text)
+        self._pending.append(text)
+        self._size += len(text)
+
+    def check(self) -> None:
+        """Check the text added since the last check, up to its last LF."""
+        if not self._open or not self._pending:
+            return
+        text = "".join(self._pending)
+        cut = text.rfind("\n") + 1
+        if not cut:
+            self._pending = [text]
+            return
+        checked = _check_slice(text[:cut])
+        if checked is None:
+            self._open = False
+            self._pending = []
+            return
+        start = self._size - len(text)
+        plain, controls = checked
+        self.slices.append((start, start + cut, plain, controls, plain.split("\r\n")))
+        self._pending = [text[cut:]] if cut < len(text) else []
+
+    def text(self) -> str:
+        return "".join(self._parts)
+
+
+def _extra_rows(lens: list[int], columns: int) -> int:
+    """Rows beyond the first of lines this long, wrapped at ``columns``."""
+    # A line of k characters takes a row more for each multiple of `columns` below k: count the lines
+    # longer than each of the first few multiples (all of them, in most floods), then sum the rest.
+    extra = 0
+    for multiple in range(1, _COUNTED_WRAPS + 1):
+        longer = sum(map((multiple * columns).__lt__, lens))
+        if not longer:
+            return extra
+        extra += longer
+    long = list(compress(lens, map((_COUNTED_WRAPS * columns).__lt__, lens)))
+    return extra + sum(map(columns.__rfloordiv__, map((-1).__add__, long))) - _COUNTED_WRAPS * len(long)
 
 
 class _Glyphs(dict):
@@ -226,7 +365,7 @@ def _rows_pattern(columns: int) -> re.Pattern[str]:
     """Splits text (lines joined by LF, no CR or TAB) into its screen rows: an empty line is one row."""
     pattern = _rows_patterns.get(columns)
     if pattern is None:
-        pattern = _rows_patterns[columns] = re.compile(f"[^\\n]{{1,{columns}}}|(?m:^$)")
+        pattern = _rows_patterns[columns] = re.compile(f"(?m).{{1,{columns}}}|^$")
     return pattern
 
 
@@ -247,13 +386,29 @@ def _line_rows(src: str, cols: int) -> tuple[list[str], str, int] | None:
 class _Lines:
     """What the lazy path makes of a stretch of lines, starting at the cursor's row."""
 
-    __slots__ = ("texts", "omitted", "raws", "line_rows", "scrolls", "src", "width", "drew", "touched", "x", "consumed")
+    __slots__ = (
+        "texts",
+        "omitted",
+        "raws",
+        "head",
+        "line_rows",
+        "scrolls",
+        "src",
+        "width",
+        "drew",
+        "touched",
+        "x",
+        "consumed",
+    )
 
     def __init__(self) -> None:
         self.texts: list[str] = []  # rendered rows; the first replaces the cursor's row
         self.omitted = 0  # rows at the start whose text was not made (they can never be seen)
-        self.raws: list[str] = []  # raw lines; the first continues the cursor's line
-        self.line_rows: list[int] = []  # rows of each line (the first: from the cursor's row on)
+        self.raws: list[str] = []  # raw lines; the first continues the cursor's line, unless `head` is set
+        # With many lines, only the last few are kept in `raws`: the stretch up to `head` holds those
+        # before (lines that scroll off the screen for sure), that count only for their colours.
+        self.head: int | None = None
+        self.line_rows: list[int] = []  # rows of each line in `raws` (the cursor's line: from its row on)
         self.scrolls = 0
         self.src = ""  # plain text of the last row, CRs removed and tabs unexpanded
         self.width = 0  # its width in cells: where an append to it starts
@@ -389,60 +544,66 @@ class FastStream:
         # The start of an escape sequence cut off at the end of the last chunk, not yet given to
         # pyte: so far it has no effect on the screen, and whole it may be an SGR this stream takes.
         self._held = ""
-        # (start, end, text without SGRs) of a fast stretch already checked whole, to reuse.
-        self._plain: tuple[int, int, str] | None = None
+        # (start, end, stretch) of a fast stretch checked whole, for the lazy path to reuse.
+        self._plain: tuple[int, int, _Stretch] | None = None
 
     @property
     def _taking_plain_text(self) -> bool | None:
         """True while between escape sequences (as ``pyte.Stream`` says it)."""
         return self._slow._taking_plain_text and not self._held
 
-    def feed(self, data: str) -> None:
-        """Consume text: the screen ends exactly as ``pyte.Stream.feed`` would leave it."""
+    def feed(self, data: str, checked: CheckedText | None = None) -> None:
+        """Consume text: the screen ends exactly as ``pyte.Stream.feed`` would leave it. ``checked``, if
+        given, holds this very text and the checks already done on it."""
         slow = self._slow
         if not self._fast:
             slow.feed(data)
             return
+        known: _Slices | None = None
+        if checked is not None and checked.slices:
+            # Held back from the last chunk: the start of an SGR, that the first slice continues.
+            shift = len(self._held)
+            known = {
+                start + shift: (end + shift, plain, controls, lines)
+                for start, end, plain, controls, lines in checked.slices
+                if start or not shift
+            }
         if self._held:
             data = self._held + data
             self._held = ""
         tail = _PARTIAL_SGR.search(data, max(0, len(data) - 64))
         if tail is None:
-            self._feed(data, len(data))
+            self._feed(data, len(data), known)
             return
-        self._feed(data, tail.start())
+        self._feed(data, tail.start(), known)
         if slow._taking_plain_text:
             self._held = data[tail.start() :]
         else:
-            self._feed(data[tail.start() :], len(data) - tail.start())
+            self._feed(data[tail.start() :], len(data) - tail.start(), None)
 
-    def _feed(self, data: str, n: int) -> None:
+    def _feed(self, data: str, n: int, known: _Slices | None) -> None:
         slow = self._slow
         pos = 0
-        whole = True  # whether to try the whole chunk as one fast stretch (once)
+        check = 0  # where to check the rest of the chunk for one long fast stretch next
         while pos < n:
             if not slow._taking_plain_text:
                 # Inside an escape sequence: one character at a time until pyte is back in ground.
                 slow.feed(data[pos])
                 pos += 1
                 continue
-            if whole:
-                # A flood's chunk is usually one fast stretch: check it whole, faster than _FAST can.
-                whole = False
-                seg = data[pos:n]
-                plain = _SGR.sub("", seg) if "\x1b" in seg else seg
-                if "\x1b" not in plain and (
-                    not plain.encode("ascii").translate(None, _ASCII_FAST)
-                    if plain.isascii()
-                    else _NOT_FAST.search(plain) is None
-                ):
-                    self._plain = (pos, n, plain)
+            if pos >= check:
+                # A flood's chunk is usually one fast stretch, but for its very end (a prompt): check
+                # it in slices, faster than _FAST can, and the slice that fails the usual way.
+                stop, check, stretch = _fast_prefix(data, pos, n, known)
+                if stop > pos:
+                    self._plain = (pos, stop, stretch)
                     try:
-                        self._fast_region(data, pos, n)
+                        self._fast_region(data, pos, stop)
                     finally:
                         self._plain = None
-                    return
-            m = _FAST.match(data, pos, n)
+                    pos = stop
+                    continue
+            m = _FAST.match(data, pos, check)  # to the end of the slice that failed: the next may not
             if m is not None:
                 end = m.end()
                 self._fast_region(data, pos, end)
@@ -556,74 +717,116 @@ class FastStream:
                 return pos
             p = _Pending(c.attrs, s.default_char, mo.DECSCNM in s.mode, row is not None)
         seg = data[pos:end]
-        hint = self._plain
-        plain = hint[2] if hint is not None and hint[0] == pos and hint[1] == end else None
-        out = self._lines_bulk(p, seg, plain) or self._lines_each(p, seg)
+        out = self._lines_bulk(p, seg, self._plain_hint(data, pos, end))
+        if out is None:
+            out = self._lines_each(p, seg)
         if out.consumed == 0:
             return pos
         self._apply(p, seg[: out.consumed], out)
         return pos + out.consumed
 
-    def _lines_bulk(self, p: _Pending, seg: str, plain: str | None) -> _Lines | None:
-        """The common case, with C-speed string operations only; None when it does not apply."""
+    def _plain_hint(self, data: str, pos: int, end: int) -> _Stretch | None:
+        """``data[pos:end]`` as checked whole (see ``_Stretch``), when it was."""
+        hint = self._plain
+        if hint is None or hint[1] != end or not hint[0] <= pos:
+            return None
+        start, stop, stretch = hint
+        if pos == start:
+            if stretch.lines is not None:  # the lazy path changes these lines: they serve once
+                self._plain = (start, stop, stretch._replace(lines=None))
+            return stretch
+        # What the eager path took first ends with an LF, which no SGR holds: the rest is a suffix.
+        if data[pos - 1] != "\n":
+            return None
+        done = data[start:pos]
+        plain = stretch.plain[len(_SGR.sub("", done) if "\x1b" in done else done) :]
+        return _Stretch(plain, None, None)
+
+    def _lines_bulk(self, p: _Pending, seg: str, stretch: _Stretch | None) -> _Lines | None:
+        """The common case, with C-speed string operations only; None when it does not apply.
+
+        ``stretch``: ``seg`` checked whole, when it was."""
         s = self.listener
         cols = s.columns
         x0 = s.cursor.x
         sgr = "\x1b" in seg
-        if plain is None:
-            plain = _SGR.sub("", seg) if sgr else seg
-        if "\x08" in plain:
-            return None
-        # Every LF must follow a CR, so each line starts at column 0 (an LF first is fine at column 0),
-        # and every CR must end a line or the stretch (a CR inside a line writes text over text).
+        if stretch is None:
+            stretch = _Stretch(_SGR.sub("", seg) if sgr else seg, None, None)
+        plain, controls, lines = stretch
+        # Each line must start at column 0: every LF follows a CR, but for an LF first at column 0; and
+        # a CR must end a line or the stretch (a CR inside a line writes text over text). So the CRs
+        # and LFs are the CR LF pairs that split the lines, that first LF and a last CR.
         lead = plain.startswith("\n")
+        if lead and x0 != 0:
+            return None
+        if lines is None:
+            lines = plain[1:].split("\r\n") if lead else plain.split("\r\n")
+        elif lead:
+            lines[0] = lines[0][1:]
+        pairs = len(lines) - 1
         if lead:
-            if x0 != 0:
-                return None
-            lines = plain[1:].split("\r\n")
             lines.insert(0, "")
+        ends_cr = plain.endswith("\r")
+        if controls is not None:
+            cr, lf, bs = controls.count(b"\r"), controls.count(b"\n"), b"\x08" in controls
         else:
-            lines = plain.split("\r\n")
-        n = len(lines)
-        ends_cr = lines[-1].endswith("\r")
+            cr, lf, bs = plain.count("\r"), plain.count("\n"), "\x08" in plain
+        if bs or cr != pairs + ends_cr or lf != pairs + lead:
+            return None
         if ends_cr:
             lines[-1] = lines[-1][:-1]
-        joined = "\n".join(lines)
-        if "\r" in joined or joined.count("\n") != n - 1:
-            return None
+        n = len(lines)
         first = lines[0]
         if first and x0 != p.width:
             return None
         out = _Lines()
-        out.raws = seg.split("\n") if sgr else lines[:]
+        # Raw lines: only the last few can have a row on the screen (each line takes one row at least).
+        last = s.lines + 1
+        if n > last:
+            if sgr:
+                cut = len(seg)
+                for _ in range(last):
+                    cut = seg.rfind("\n", 0, cut)
+                out.head = cut
+                out.raws = seg[cut + 1 :].split("\n")
+            else:
+                out.head = 0
+                out.raws = lines[n - last :]
+        else:
+            out.raws = seg.split("\n") if sgr else lines[:]
         lines[0] = p.src + first  # the cursor's row, continued
+        tail = len(out.raws)
+        keep = self._keep()
+        skipped = 0  # rows of lines that can never be seen: counted, not made
         if "\t" in plain or "\t" in p.src:
             # Tabs already on the cursor's row went to the default stops when they were drawn.
             if "\t" in plain and not self._tabs_ok():
                 return None
-            srcs = lines
-            lines = (p.src + joined).expandtabs(8).split("\n")
-            if max(map(len, lines)) >= cols:
+            out.src = lines[-1]
+            rows = "\n".join(lines).expandtabs(8).split("\n")
+            if max(map(len, rows)) >= cols:
                 return None
-            out.src = srcs[-1]
-            out.line_rows = [1] * n
-        elif max(map(len, lines)) <= cols:
-            out.src = lines[-1]
-            out.line_rows = [1] * n
+            out.line_rows = [1] * tail
         else:
-            # Rows per line matter only for the lines still on screen (see _apply): the rest stay 1.
-            tail = min(n, self.listener.lines + 1)
-            out.line_rows = [1] * (n - tail)
-            out.line_rows += [(k - 1) // cols + 1 if k else 1 for k in map(len, lines[n - tail :])]
-            lines = _rows_pattern(cols).findall(p.src + joined)
-            out.src = lines[-1]
-        out.width = len(lines[-1])
-        out.scrolls = len(lines) - 1
-        keep = self._keep()
-        if len(lines) > keep:
-            out.omitted = len(lines) - keep
-            lines = lines[out.omitted :]
-        out.texts = list(map(str.rstrip, lines))
+            lens = list(map(len, lines))
+            # Each line takes a row at least, so the rows that can be seen (the history kept and the
+            # screen) are all in the last `keep` lines.
+            head = n - keep if n > keep else 0
+            if max(lens) <= cols:
+                skipped = head
+                rows = lines[head:] if head else lines
+                out.line_rows = [1] * tail
+            else:
+                skipped = head + _extra_rows(lens[:head], cols) if head else 0
+                rows = _rows_pattern(cols).findall("\n".join(lines[head:]))
+                out.line_rows = [(k - 1) // cols + 1 if k else 1 for k in lens[n - tail :]]
+            out.src = rows[-1]
+        out.width = len(rows[-1])
+        out.scrolls = skipped + len(rows) - 1
+        if skipped + len(rows) > keep:
+            out.omitted = skipped + len(rows) - keep
+            rows = rows[len(rows) - keep :]
+        out.texts = list(map(str.rstrip, rows))
         out.consumed = len(seg)
         if out.scrolls:
             out.drew = bool(out.src.replace("\t", ""))
@@ -715,12 +918,25 @@ class FastStream:
                 s.history.extend(push)
                 s.scrolled += scrolls
             p.texts = texts[len(texts) - kept :]
-            lines = p.lines[:-1]
-            lines.append(p.lines[-1] + out.raws[0])
-            lines.extend(out.raws[1:])
-            line_rows = p.rows[:-1]
-            line_rows.append(p.rows[-1] - 1 + out.line_rows[0])
-            line_rows.extend(out.line_rows[1:])
+            sgr = "\x1b" in seg
+            if out.head is None:
+                lines = p.lines[:-1]
+                lines.append(p.lines[-1] + out.raws[0])
+                lines.extend(out.raws[1:])
+                line_rows = p.rows[:-1]
+                line_rows.append(p.rows[-1] - 1 + out.line_rows[0])
+                line_rows.extend(out.line_rows[1:])
+                p.sgr = p.sgr or sgr
+            else:
+                # The pending lines and the head are all off the screen: only their colours count.
+                if p.sgr:
+                    p.anchor = _fold(p.anchor, "".join(p.lines), p.reverse)
+                if sgr:
+                    p.anchor = _fold(p.anchor, seg, p.reverse, out.head)
+                lines = out.raws
+                line_rows = out.line_rows
+                p.skip = 0
+                p.sgr = sgr
             # Keep the lines that have a row on screen; fold the colours of those gone. Each line has at
             # least one row, so the last `kept` lines hold them all.
             n = len(lines)
@@ -731,7 +947,6 @@ class FastStream:
             k = bisect_left(seen, kept)
             j = n - 1 - k
             skip = seen[k] - kept + (p.skip if j == 0 else 0)
-            p.sgr = p.sgr or "\x1b" in seg
             if j and p.sgr:
                 p.anchor = _fold(p.anchor, "".join(lines[:j]), p.reverse)
             p.lines = lines[j:]
@@ -756,6 +971,8 @@ class FastStream:
                 s.dirty.add(s.cursor.y)
         p.src = out.src
         p.width = out.width
-        p.attrs = s.cursor.attrs = _fold(s.cursor.attrs, seg, p.reverse)
+        if "\x1b" in seg:
+            s.cursor.attrs = _fold(s.cursor.attrs, seg, p.reverse)
+        p.attrs = s.cursor.attrs
         s.cursor.x = out.x
         s._pending = p

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import array
 import codecs
+import collections
+import fcntl
 import os
 import re
 import select
@@ -22,7 +25,7 @@ import pexpect
 import pyte
 
 from clive import procs, shell, termstate
-from clive.fastfeed import FastStream
+from clive.fastfeed import CheckedText, FastStream
 from clive.keys import parse_keys
 from clive.limits import Cgroup, Enforcement, Limits, Watchdog, apply_in_child, child_setup
 from clive.plaintext import render_output
@@ -32,6 +35,15 @@ from clive.screen import ControlStrings, ScreenModel, Snapshot, TerminalScreen
 # Captured command output is bounded; past this the oldest bytes are dropped and the result says so.
 CAPTURE_LIMIT = 8 * 1024 * 1024
 READ_SIZE = 65536
+# Reading output (see Terminal._read): a read this long starts a batch; a batch this long is a flood,
+# read on while the program keeps writing, for at most FLOOD_WINDOW seconds or bytes, then shown;
+# while the kernel has nothing ready, the reads not checked yet are checked, this many at a time.
+_BATCH_HINT = 1024
+_FLOOD_BYTES = 1 << 16
+FLOOD_WINDOW = 0.05
+FLOOD_WINDOW_BYTES = 1 << 20
+_FLOOD_PAUSE_MS = 1
+_CHECK_PARTS = 2
 # wait_ready's re-checks after output (seconds): see wait_ready.
 _READY_FIRST_CHECK = 0.0002
 _READY_LAST_QUICK_CHECK = 0.005
@@ -44,6 +56,9 @@ ERRORS_KEPT = 100
 _PROMPT_MODES = (("isig", 3, termios.ISIG), ("opost", 1, termios.OPOST))
 # The typed command as echoed, for the echo check: escape sequences and white space removed.
 _ECHO_NOISE = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x20\x7f]")
+# How every shell.MARKER starts: a chunk without it needs no regex search (nor one without its "]":
+# searching for that one byte is much faster in text full of ESC).
+_MARKER_START = b"\x1b]133;"
 
 
 class TerminalError(Exception):
@@ -98,9 +113,10 @@ class Terminal:
     Everything it starts runs under ``limits`` (default: ``Limits()``; see ``enforcement`` for what
     this machine really enforces) and, with ``sandbox``, under bubblewrap."""
 
-    # True from the reader's select() to the end of _ingest: bytes may be off the PTY but not yet on
+    # True from the reader's select() to the end of _show: bytes may be off the PTY but not yet on
     # the screen, so wait_ready must not yet trust the screen.
     _reading = False
+    _flooding = False  # the reader's last read was a flood's window
 
     def __init__(
         self,
@@ -172,10 +188,8 @@ class Terminal:
         self._replied = False  # answered a query (cursor position, attributes) since the last command
         self._echo_expected: bytes | None = None  # the start of the line run() typed, as echoed
         self._echo_lost = False
-        self._capture: bytearray | None = None
-        self._capture_dropped = 0
-        self._last_capture = b""
-        self._last_capture_dropped = 0
+        self._capture: _Tail | None = None
+        self._last_capture = _Tail(CAPTURE_LIMIT)  # joined only when run() asks for it
         self._output_markers = 0  # C markers seen: a command's output began
         self._prompt_no = 0  # the number of the newest prompt the shell has drawn
         self._enter_prompt_no = 0  # the prompt number when Enter was last sent
@@ -263,6 +277,8 @@ class Terminal:
 
     def _read_loop(self) -> None:
         fd = self._fd
+        pending = select.poll()
+        pending.register(fd, select.POLLIN)
         while True:
             try:
                 ready, _, _ = select.select([fd, self._wake_r], [], [])
@@ -271,74 +287,124 @@ class Terminal:
             if self._wake_r in ready:
                 break
             self._reading = True
-            try:
-                data = os.read(fd, READ_SIZE)
-            except OSError:
-                data = b""  # EIO: every slave-side descriptor is closed
-            if not data:
+            if self._read(fd, pending):
                 break
-            self._ingest(data)
         with self._cond:
             self._eof = True
             self._cond.notify_all()
 
+    def _read(self, fd: int, pending: select.poll) -> bool:
+        """Read what the PTY holds and show it; whether the PTY reached its end.
+
+        A PTY hands over at most about 4 KB a read, so output is read on while more is waiting and
+        shown at once: once per read would cost far more. Past _FLOOD_BYTES it is a flood, read in
+        windows (_read_flood)."""
+        parts: list[bytes] = []
+        # Right after a flood's window the kernel has little: the program was waiting for the reader.
+        eof = _read_burst(fd, pending, parts, _FLOOD_PAUSE_MS if self._flooding else 0)
+        self._flooding = False
+        if not eof and sum(map(len, parts)) >= _FLOOD_BYTES:
+            eof = self._read_flood(fd, pending, parts)
+            self._flooding = not eof
+        elif parts:
+            self._ingest(b"".join(parts))
+        return eof
+
+    def _read_flood(self, fd: int, pending: select.poll, parts: list[bytes]) -> bool:
+        """Read a flood on and show it as one window; whether the PTY reached its end.
+
+        The reader waits up to a millisecond for the program's next write and shows the window when
+        the program pauses, or after FLOOD_WINDOW (seconds or bytes): the screen is that much behind,
+        and in return FastStream skips what scrolls out of the history kept, and the reads are not
+        held up by the screen. The kernel takes tens of microseconds to ready each read; meanwhile the
+        reader decodes and checks what it has (CheckedText), so that showing the window costs little."""
+        total = sum(map(len, parts))
+        eof = False
+        with self._feed_lock:  # the decoder and the filter see the window now
+            checked = CheckedText()
+            done = 0  # parts decoded
+            started = time.monotonic()
+            queued = array.array("i", [0])
+            while total < FLOOD_WINDOW_BYTES and time.monotonic() - started < FLOOD_WINDOW:
+                if not _queued(fd, queued, pending):
+                    if done < len(parts):
+                        step = min(len(parts), done + _CHECK_PARTS)
+                        checked.add(self._strings.feed(self._decoder.decode(b"".join(parts[done:step]))))
+                        done = step
+                        checked.check()
+                        continue
+                    if not pending.poll(_FLOOD_PAUSE_MS):
+                        break
+                try:
+                    data = os.read(fd, READ_SIZE)
+                except OSError:
+                    data = b""
+                if not data:
+                    eof = True
+                    break
+                parts.append(data)
+                total += len(data)
+            checked.add(self._strings.feed(self._decoder.decode(b"".join(parts[done:]))))
+            self._show(b"".join(parts), checked.text(), checked, from_pty=True)
+        return eof
+
     def _ingest(self, data: bytes, *, from_pty: bool = True) -> None:
-        # Nothing here may raise: an exception would end the reader thread and freeze the terminal.
         with self._feed_lock:
-            for listener in self.listeners:
-                try:
-                    listener.on_output(data)
-                except Exception as exc:  # noqa: BLE001 - a listener's bug must not kill the reader
-                    _note(self.listener_errors, exc)
-            text = self._strings.feed(self._decoder.decode(data))
-            now = time.monotonic()
-            with self._cond:
-                try:
-                    if self.integrated and from_pty:
-                        self._scan_markers(data, now)
+            self._show(data, self._strings.feed(self._decoder.decode(data)), None, from_pty=from_pty)
+
+    def _show(self, data: bytes, text: str, checked: CheckedText | None, *, from_pty: bool) -> None:
+        # Nothing here may raise: an exception would end the reader thread and freeze the terminal.
+        for listener in self.listeners:
+            try:
+                listener.on_output(data)
+            except Exception as exc:  # noqa: BLE001 - a listener's bug must not kill the reader
+                _note(self.listener_errors, exc)
+        now = time.monotonic()
+        with self._cond:
+            try:
+                if self.integrated and from_pty:
+                    self._scan_markers(data, now)
+                if checked is not None and isinstance(self._stream, FastStream):
+                    self._stream.feed(text, checked)
+                else:
                     self._stream.feed(text)
-                except Exception as exc:  # noqa: BLE001 - a parser bug must not kill the reader
-                    _note(self.parser_errors, exc)
-                    self._stream = type(self._stream)(self._screen)
-                self._last_output_time = now
-                self._output_seq += 1
-                if from_pty:
-                    self._reading = False
-                self._cond.notify_all()
+            except Exception as exc:  # noqa: BLE001 - a parser bug must not kill the reader
+                _note(self.parser_errors, exc)
+                self._stream = type(self._stream)(self._screen)
+            self._last_output_time = now
+            self._output_seq += 1
+            if from_pty:
+                self._reading = False
+            self._cond.notify_all()
 
     def _scan_markers(self, data: bytes, now: float) -> None:
-        buf = self._marker_tail + data
+        buf = self._marker_tail + data if self._marker_tail else data
         # Hold back a trailing partial marker so one split across reads is still seen whole.
         cut = len(buf)
         esc = buf.rfind(b"\x1b", max(0, len(buf) - shell.MARKER_MAX))
         if esc != -1 and b"\x07" not in buf[esc:]:
             cut = esc
         self._marker_tail = buf[cut:]
-        region = buf[:cut]
+        region = memoryview(buf)[:cut]  # a flood is large: no copies
         pos = 0
-        for m in shell.MARKER.finditer(region):
-            if m.group(4) != self._nonce:
-                continue  # a forged marker: it stays part of the output
-            self._capture_bytes(region[pos : m.start()])
-            pos = m.end()
-            self._on_marker(m.group(1).decode(), m.group(2), m.group(3), now)
+        if b"]" in buf and buf.find(_MARKER_START, 0, cut) != -1:
+            for m in shell.MARKER.finditer(buf, 0, cut):
+                if m.group(4) != self._nonce:
+                    continue  # a forged marker: it stays part of the output
+                self._capture_bytes(region[pos : m.start()])
+                pos = m.end()
+                self._on_marker(m.group(1).decode(), m.group(2), m.group(3), now)
         self._capture_bytes(region[pos:])
 
-    def _capture_bytes(self, chunk: bytes) -> None:
-        if self._capture is None or not chunk:
-            return
-        self._capture += chunk
-        excess = len(self._capture) - CAPTURE_LIMIT
-        if excess > 0:
-            del self._capture[:excess]
-            self._capture_dropped += excess
+    def _capture_bytes(self, chunk: bytes | memoryview) -> None:
+        if self._capture is not None and chunk:
+            self._capture.append(chunk)
 
     def _on_marker(self, kind: str, code: bytes | None, prompt_no: bytes | None, now: float) -> None:
         if kind == "C":
             self._output_markers += 1
             self._check_echo()
-            self._capture = bytearray()
-            self._capture_dropped = 0
+            self._capture = _Tail(CAPTURE_LIMIT)
         elif kind == "D":
             number = int(prompt_no) if prompt_no is not None else self._prompt_no + 1
             if number <= self._prompt_no:
@@ -347,8 +413,7 @@ class Terminal:
             self.last_exit_code = int(code) if code is not None else None
             self._last_d_time = now
             if self._capture is not None:
-                self._last_capture = bytes(self._capture)
-                self._last_capture_dropped = self._capture_dropped
+                self._last_capture = self._capture
             self._capture = None
         elif kind == "B" and self._prompt_no > self._enter_prompt_no:
             self._at_prompt = True
@@ -358,7 +423,7 @@ class Terminal:
         # modes cannot show it at the prompt, but the line run() typed is missing before the C marker.
         expected, self._echo_expected = self._echo_expected, None
         if expected and self._capture is not None:
-            self._echo_lost = expected not in _ECHO_NOISE.sub(b"", self._capture)
+            self._echo_lost = expected not in _ECHO_NOISE.sub(b"", self._capture.value()[0])
 
     def _reply(self, data: str) -> None:
         try:
@@ -426,8 +491,7 @@ class Terminal:
     def _run_line(self, command: str, timeout: float) -> CommandResult:
         with self._cond:
             p0, c0 = self._prompt_no, self._output_markers
-            self._capture = bytearray()
-            self._capture_dropped = 0
+            self._capture = _Tail(CAPTURE_LIMIT)
             self._echo_expected = _ECHO_NOISE.sub(b"", command.encode())[:24]
         # A program that asked for the cursor position and exited without reading the answer left
         # it in the shell's input, in front of whatever is typed next: Ctrl-U clears the line.
@@ -441,8 +505,7 @@ class Terminal:
             f"command to finish: {command}",
         )
         with self._cond:
-            raw = self._last_capture
-            dropped = self._last_capture_dropped
+            raw, dropped = self._last_capture.value()
             saw_output_marker = self._output_markers > c0
             code = self.last_exit_code
             duration = self._last_d_time - started
@@ -737,6 +800,59 @@ def _screen_repair(screen: ScreenModel) -> tuple[str, list[str]]:
         # DECSTBM homes the cursor: save and restore it around the reset.
         fixes.append(("\x1b7\x1b[r\x1b8", "full-screen scroll region"))
     return "".join(code for code, _ in fixes), [what for _, what in fixes]
+
+
+class _Tail:
+    """The last ``limit`` bytes of a stream, kept as its chunks, so that appending costs no copy."""
+
+    __slots__ = ("chunks", "size", "dropped", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.chunks: collections.deque[bytes | memoryview] = collections.deque()
+        self.size = 0
+        self.dropped = 0
+        self.limit = limit
+
+    def append(self, chunk: bytes | memoryview) -> None:
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        while self.size - len(self.chunks[0]) >= self.limit:
+            first = self.chunks.popleft()
+            self.size -= len(first)
+            self.dropped += len(first)
+
+    def value(self) -> tuple[bytes, int]:
+        """The bytes kept, and how many were dropped before them."""
+        data = b"".join(self.chunks)
+        excess = max(0, len(data) - self.limit)
+        return data[excess:], self.dropped + excess
+
+
+def _read_burst(fd: int, pending: select.poll, parts: list[bytes], wait: int) -> bool:
+    """Read what the PTY holds into ``parts``, up to _FLOOD_BYTES, waiting up to ``wait`` ms for more;
+    whether it reached its end."""
+    total = 0
+    while True:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except OSError:
+            return True  # EIO: every slave-side descriptor is closed
+        if not data:
+            return True
+        parts.append(data)
+        total += len(data)
+        if len(parts[0]) < _BATCH_HINT or total >= _FLOOD_BYTES or not pending.poll(wait):
+            return False
+
+
+def _queued(fd: int, count: array.array, pending: select.poll) -> bool:
+    """Whether the PTY holds bytes to read this instant. Unlike poll(), which waits for the kernel to
+    move what the program wrote to where read() takes it from, FIONREAD only looks."""
+    try:
+        fcntl.ioctl(fd, termios.FIONREAD, count, True)
+    except OSError:
+        return bool(pending.poll(0))
+    return count[0] > 0
 
 
 def _note(errors: list[str], exc: Exception) -> None:

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import clive.terminal
-from clive.fastfeed import FastStream, _apply_sgr
+from clive import fastfeed
+from clive.fastfeed import CheckedText, FastStream, _apply_sgr
 from clive.screen import ScreenModel
 from clive.terminal import Terminal
 
@@ -140,6 +141,16 @@ def _flood(cols: int) -> st.SearchStrategy[bytes]:
     return st.lists(_flood_line(cols), min_size=1, max_size=40).map(b"".join)
 
 
+def _clean_flood(cols: int, tabs: bool) -> st.SearchStrategy[bytes]:
+    """Many lines of only text and SGR, each ended by CR LF (as the PTY makes of a program's LF): what
+    FastStream takes in bulk, skipping the lines that scroll out of the history."""
+    pieces = [words, sgr, sgr, narrow, st.integers(0, 3 * cols).map(lambda n: b"w" * n)]
+    if tabs:
+        pieces.append(st.just(b"\t"))
+    line = st.lists(st.one_of(*pieces), max_size=5).map(lambda ps: b"".join(ps) + b"\r\n")
+    return st.lists(line, min_size=1, max_size=80).map(b"".join)
+
+
 @functools.cache
 def _token(cols: int, *, exact_chunking: bool) -> st.SearchStrategy[bytes]:
     common = [
@@ -165,6 +176,8 @@ def _token(cols: int, *, exact_chunking: bool) -> st.SearchStrategy[bytes]:
         _flood(cols),
         _flood(cols),
         _flood(cols),
+        _clean_flood(cols, tabs=False),
+        _clean_flood(cols, tabs=True),
     ]
     if exact_chunking:
         common += [run_breakers, raisers]
@@ -225,6 +238,18 @@ class Fed:
         try:
             self.stream.feed(self.decoder.decode(chunk))
         except Exception as exc:  # noqa: BLE001 - pyte raises on some sequences; both must raise alike
+            self.errors.append(type(exc).__name__)
+
+    def feed_checked(self, chunks: list[bytes], check: list[bool]) -> None:
+        """As the Terminal's reader feeds a flood: the chunks put together, checked on the way."""
+        checked = CheckedText()
+        for chunk, now in zip(chunks, check, strict=True):
+            checked.add(self.decoder.decode(chunk))
+            if now:
+                checked.check()
+        try:
+            self.stream.feed(checked.text(), checked)
+        except Exception as exc:  # noqa: BLE001 - as in feed()
             self.errors.append(type(exc).__name__)
 
     def resize(self, rows: int, cols: int) -> None:
@@ -313,6 +338,42 @@ def test_any_chunking_gives_the_screen_of_one_feed(session: Any, data: st.DataOb
 
 @LONG_RUN
 @PROPERTY
+@given(session=sessions(exact_chunking=False), data=st.data())
+def test_long_chunks_checked_in_slices_give_the_screen_of_one_feed(session: Any, data: st.DataObject) -> None:
+    """As the Terminal feeds a flood: long chunks (whole segments, often, or put together from pieces
+    checked on the way), checked for the fast paths a few characters at a time, so that a slice fails
+    anywhere and lines skipped come from many."""
+    screen, cols, rows, history, ops = session
+    reference = Fed(cols, rows, history, pyte.Stream, screen)
+    fast = Fed(cols, rows, history, FastStream, screen)
+    slice_before = fastfeed._SLICE
+    fastfeed._SLICE = data.draw(st.sampled_from([1, 2, 5, 16, 64, 300]))
+    try:
+        for segment in _segments(ops):
+            if isinstance(segment, tuple):
+                reference.resize(segment[1], segment[2])
+                fast.resize(segment[1], segment[2])
+                continue
+            reference.feed(segment)
+            how = data.draw(st.sampled_from(["whole", "cut", "checked"]))
+            if how == "whole":
+                fast.feed(segment)
+            elif how == "cut":
+                for chunk in _cuts(data.draw, segment):
+                    fast.feed(chunk)
+            else:
+                # What the last feed held back (an SGR cut short) starts the checked text.
+                cut = data.draw(st.integers(0, len(segment)))
+                fast.feed(segment[:cut])
+                chunks = _cuts(data.draw, segment[cut:])
+                fast.feed_checked(chunks, [data.draw(st.booleans()) for _ in chunks])
+    finally:
+        fastfeed._SLICE = slice_before
+    assert_same(reference, fast)
+
+
+@LONG_RUN
+@PROPERTY
 @given(
     st.lists(st.integers(0, 10_050), max_size=8),
     st.sampled_from(["default", "red", "ff0000"]),
@@ -381,6 +442,72 @@ def test_a_flood_larger_than_the_scrollback_in_one_feed_keeps_only_what_can_be_s
     assert fast.screen.history[-1] == "last line" or "last line" in fast.screen.text_lines()
 
 
+def flood_with_loose_ends(size: int, seed: int, tabs: bool = False) -> bytes:
+    """Coloured lines, some wider than 80 columns (2 or 3 rows), some colours never reset (so they
+    carry on into the lines after), empty lines, and tabs if asked for."""
+    rng = random.Random(seed)
+    out = []
+    total = 0
+    n = 0
+    while total < size:
+        kind = rng.randrange(10)
+        if kind == 0:
+            line = f"\x1b[{rng.choice(['1;35', '38;5;99', '4', '7'])}m{n} carried on"  # no reset
+        elif kind == 1:
+            line = f"{n} " + "\x1b[32mw\x1b[0mide " * rng.randint(20, 45)  # 2 or 3 rows
+        elif kind == 2:
+            line = f"{n}\tcol\x1b[0m\tumns" if tabs else f"\x1b[0m{n} reset"
+        elif kind == 3:
+            line = ""
+        else:
+            line = f"{n:06d} \x1b[{rng.choice(['31', '1;32', '0', '', '38;2;1;2;3'])}mword\x1b[39m tail"
+        if rng.randrange(50) == 0:
+            line = "\x1b[0m" * 3 + line + "\x1b[3m"  # resets first, italics carried on
+        data = f"{line}\r\n".encode()
+        out.append(data)
+        total += len(data)
+        n += 1
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("history, tabs", [(0, False), (7, False), (300, False), (7, True)])
+def test_a_flood_past_the_history_skips_lines_and_keeps_their_colours_and_row_counts(history: int, tabs: bool) -> None:
+    data = flood_with_loose_ends(400_000, seed=history, tabs=tabs) + b"end\r\n\x1b[1mbold prompt$ "
+    reference = Fed(80, 24, history, pyte.Stream)
+    reference.feed(data)
+    for chunks in ([data], [data[i : i + 50_000] for i in range(0, len(data), 50_000)]):
+        fast = Fed(80, 24, history, FastStream)
+        for chunk in chunks:
+            fast.feed(chunk)
+        assert fast.screen.text_lines() == reference.screen.text_lines()
+        assert_same(reference, fast)
+
+
+def test_a_colour_set_in_the_skipped_lines_colours_the_screen_after_them() -> None:
+    lines = b"".join(b"line %d\r\n" % i for i in range(30))
+    data = lines + b"\x1b[1;31m" + lines * 7 + b"\x1b[4mtail"
+    reference, fast = Fed(80, 24, 10, pyte.Stream), Fed(80, 24, 10, FastStream)
+    reference.feed(data)
+    fast.feed(data)
+    assert_same(reference, fast)
+    assert fast.screen.buffer[0][0].fg == "red"
+
+
+def test_a_flood_in_slices_that_ends_with_escapes_keeps_its_skipped_part() -> None:
+    # The last slice holds a prompt with escapes the fast paths leave to pyte: the slices before
+    # are still taken as one stretch, the lines that scroll out of the history skipped.
+    data = flood_with_loose_ends(100_000, seed=3) + b"\x1b]0;title\x07\x1b[2;5Hmoved\x1b[K\r\nprompt$ "
+    reference, fast = Fed(80, 24, 50, pyte.Stream), Fed(80, 24, 50, FastStream)
+    reference.feed(data)
+    slice_before = fastfeed._SLICE
+    fastfeed._SLICE = 1000
+    try:
+        fast.feed(data)
+    finally:
+        fastfeed._SLICE = slice_before
+    assert_same(reference, fast)
+
+
 def test_text_lines_reads_a_flood_without_building_cells() -> None:
     fast = Fed(80, 24, 100, FastStream)
     fast.feed(b"".join(b"line %d\r\n" % i for i in range(1000)))
@@ -410,3 +537,38 @@ def test_fast_stream_in_a_real_terminal_keeps_screen_and_scrollback(tmp_path: An
         assert "red done" in snap.lines and "20000" in snap.lines
         assert "19000" in term.history()
         assert any(run.fg == "red" for row in snap.styles or () for run in row)
+
+
+class _Bytes:
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def on_output(self, data: bytes) -> None:
+        self.out += data
+
+    def on_input(self, data: bytes, secret: bool) -> None:
+        pass
+
+
+@pytest.mark.timeout(120)
+def test_a_terminal_reading_a_flood_in_windows_ends_with_the_screen_pyte_makes_of_its_bytes(tmp_path: Any) -> None:
+    # A flood long enough that the reader takes it in windows of many reads, and FastStream skips
+    # the lines that scroll out of the history: the result is pyte's for the very same bytes.
+    flood = tmp_path / "flood.txt"
+    flood.write_bytes(flood_with_loose_ends(3_000_000, seed=8).replace(b"\r\n", b"\n"))
+    output = _Bytes()
+    with Terminal(cols=80, rows=24, cwd=tmp_path, history=2000, listeners=[output]) as term:
+        assert isinstance(term._stream, FastStream) and term._stream._fast
+        term.run(f"cat {flood}; printf '\\033[1mbold\\033[0m end\\n'")
+        with term._cond:
+            got = state(term._screen)
+        reference = Fed(80, 24, 2000, pyte.Stream, type(term._screen))
+        reference.feed(bytes(output.out))
+        want = state(reference.screen)
+    assert "bold end" in [_line(reference.screen, y) for y in range(24)]
+    for key in ("rows", "cursor", "history", "scrolled"):
+        assert got[key] == want[key], f"{key} differs"
+
+
+def _line(screen: ScreenModel, y: int) -> str:
+    return "".join(screen.buffer[y][x].data for x in range(screen.columns)).rstrip()
