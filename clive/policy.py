@@ -19,6 +19,17 @@ class PolicyError(Exception):
     """The policy cannot go on at all (bad key, unreachable endpoint, steps that failed)."""
 
 
+def _unbracketed(state: str) -> str:
+    """``[at prompt]`` as ``at prompt``, to sit inside the observation header's own brackets.
+
+    The question inside may hold brackets of its own (``Overwrite? [y/N]``), and a guessed state
+    ends in ``(guessed from the screen)`` after the closing one: only the outer pair goes."""
+    if not state.startswith("["):
+        return state
+    inner, bracket, rest = state[1:].rpartition("]")
+    return inner + rest if bracket else state
+
+
 @dataclass(frozen=True, slots=True)
 class Observation:
     """What the policy sees at the start of a cycle."""
@@ -43,8 +54,7 @@ class Observation:
         if self.new_exit_code and self.last_exit_code is not None and not (self.feedback or "").startswith("[run]"):
             head += f", last exit code {self.last_exit_code}"  # a run's feedback has said it already
         if self.state:
-            # "[at prompt]" reads as ", at prompt" inside the header's own brackets.
-            head += ", " + (self.state[1:].replace("]", "", 1) if self.state.startswith("[") else self.state)
+            head += ", " + _unbracketed(self.state)
         head += "]"
         parts.append(head)
         if self.kind == "diff" and not self.screen:

@@ -255,3 +255,17 @@ def test_an_exit_code_is_reported_once_when_a_command_ends(world):
     assert "last exit code" not in agent.observe().render()  # nothing ended since: not news
     agent.act(Keys("true<Enter>", Wait("prompt", None, 10)))
     assert "last exit code 0" in agent.observe().render()
+
+
+@pytest.mark.parametrize(
+    ("state", "shown"),
+    [
+        ("[at prompt]", "at prompt"),
+        ('[waiting for a line: "Overwrite? [y/N]"]', 'waiting for a line: "Overwrite? [y/N]"'),
+        ("[at prompt] (guessed from the screen)", "at prompt (guessed from the screen)"),
+    ],
+)
+def test_the_terminal_state_sits_whole_in_the_observation_header(state, shown):
+    observation = Observation(cycle=3, kind="diff", screen="", cursor=(0, 0), title="", last_exit_code=None,
+                              elapsed=1.0, state=state)  # fmt: skip
+    assert observation.render().splitlines()[0] == f"[cycle 3, 1.0s, {shown}]"
