@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pilot import wait_until
 from textual.app import App
 
 from clive.actions import Run
@@ -29,19 +28,6 @@ DATA = Path(__file__).parent / "data" / "tui-session"
 SIZE = (100, 30)
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-async def wait_until(pilot, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the app")
-        await pilot.pause(0.02)
 
 
 # ---- the terminal widget ------------------------------------------------------------------

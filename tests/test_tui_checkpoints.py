@@ -3,10 +3,8 @@ on real git repositories with checkpoints made through clive.checkpoint."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
+from pilot import wait_until
 
 from clive.actions import Checkpoint, Run
 from clive.agent import Agent
@@ -24,19 +22,6 @@ from clive.tui.replay import ReplayApp
 SIZE = (100, 30)
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-async def wait_until(pilot, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the app")
-        await pilot.pause(0.02)
 
 
 def diff_text(app) -> str:
