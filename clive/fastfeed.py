@@ -62,7 +62,7 @@ from pyte.charsets import LAT1_MAP
 from pyte.screens import Char, StaticDefaultDict
 from wcwidth import wcwidth
 
-from clive.screen import ScreenModel, _line_text
+from clive.screen import ControlStrings, LineRows, ScreenModel, _line_text, rows_pattern
 
 __all__ = ["CheckedText", "FastStream"]
 
@@ -198,32 +198,53 @@ def _check_slice(seg: str) -> tuple[str, bytes | None] | None:
     return (plain, controls) if not controls.translate(None, b"\r\n\x08") else None
 
 
-# Slices checked before, by where they start: (end, text without SGRs, its control characters when
-# ASCII, that text split at CR LF).
-_Slices = dict[int, tuple[int, str, bytes | None, list[str]]]
+def _line_stats(lines: list[str], columns: int) -> tuple[int, int]:
+    """Of lines written from column 0, each on a fresh row: the rows they take beyond one each when
+    wrapped at ``columns``, and the longest line's length."""
+    lens = list(map(len, lines))
+    longest = max(lens)
+    return (_extra_rows(lens, columns) if longest > columns else 0), longest
+
+
+class _Slice(NamedTuple):
+    """A fast slice checked before: where it ends, its text without SGRs, the control characters of that
+    when ASCII, that text split at CR LF, and ``_line_stats`` of those lines (None: not for this width)."""
+
+    end: int
+    plain: str
+    controls: bytes | None
+    lines: list[str]
+    stats: tuple[int, int] | None
+
+
+# Slices checked before, by where they start.
+_Slices = dict[int, _Slice]
 
 
 class _Stretch(NamedTuple):
     """A fast stretch checked whole: its text without SGRs, the control characters of that when ASCII,
-    and the text split at CR LF when known."""
+    the text split at CR LF when known, and ``_line_stats`` of those lines at ``columns`` when known."""
 
     plain: str
     controls: bytes | None
     lines: list[str] | None
+    stats: tuple[int, int] | None = None
 
 
-def _fast_prefix(data: str, pos: int, end: int, known: _Slices | None) -> tuple[int, int, _Stretch]:
+def _fast_prefix(data: str, pos: int, end: int, known: _Slices | None, columns: int) -> tuple[int, int, _Stretch]:
     """How far ``data[pos:end]`` is one fast stretch, in whole slices: (where it stops, where the slice it
     stopped in ends, the stretch). Slices in ``known`` were checked before (and found fast)."""
     plains: list[str] = []
     controls: list[bytes] | None = []
     lines: list[str] = []
+    wraps: int | None = 0
+    longest = 0
     starts = sorted(known) if known else []
     i = pos
     while i < end:
         hit = known.get(i) if known else None
-        if hit is not None and hit[0] <= end:
-            j, plain, ctl, split = hit
+        if hit is not None and hit.end <= end:
+            j, plain, ctl, split, stats = hit
         else:
             j = end if end - i <= _SLICE else data.find("\n", i + _SLICE, end) + 1
             if j <= 0:
@@ -236,12 +257,21 @@ def _fast_prefix(data: str, pos: int, end: int, known: _Slices | None) -> tuple[
                 break
             plain, ctl = checked
             split = plain.split("\r\n")
-        # A slice ends with an LF: its last line ends there, or (no CR before it) runs on.
+            stats = _line_stats(split, columns)
+        # A slice ends with an LF: its last line ends there, or (no CR before it) runs on, and the
+        # rows it takes are no longer the sum of its two parts'.
         if lines:
+            if lines[-1]:
+                wraps = None
             lines[-1] += split[0]
             lines.extend(islice(split, 1, None))
         else:
             lines.extend(split)
+        if stats is None:
+            wraps = None
+        elif wraps is not None:
+            wraps += stats[0]
+            longest = max(longest, stats[1])
         plains.append(plain)
         if controls is not None and ctl is not None:
             controls.append(ctl)
@@ -250,50 +280,76 @@ def _fast_prefix(data: str, pos: int, end: int, known: _Slices | None) -> tuple[
         i = j
     else:
         j = end
-    stretch = _Stretch("".join(plains), None if controls is None else b"".join(controls), lines if plains else None)
+    stretch = _Stretch(
+        "".join(plains),
+        None if controls is None else b"".join(controls),
+        lines if plains else None,
+        None if wraps is None or not plains else (wraps, longest),
+    )
     return i, j, stretch
 
 
 class CheckedText:
     """Text for ``FastStream.feed`` put together as it is read, its slices checked for the fast paths on
-    the way (``check``): a reader can check a flood while it waits for the next bytes of it."""
+    the way (``check``): a reader can check a flood while it waits for the next bytes of it.
 
-    __slots__ = ("_parts", "_pending", "_size", "_open", "slices")
+    ``strings`` filters the text first (``ControlStrings``); a slice that checks out holds no string to
+    drop and leaves the filter as it was, so it skips the filter. ``columns``: the screen's width."""
 
-    def __init__(self) -> None:
-        self._parts: list[str] = []
-        self._pending: list[str] = []  # added, not checked yet
-        self._size = 0
+    __slots__ = ("_parts", "_pending", "_size", "_open", "_strings", "columns", "slices")
+
+    def __init__(self, strings: ControlStrings | None = None, columns: int = 0) -> None:
+        self._parts: list[str] = []  # checked or filtered
+        self._pending: list[str] = []  # added, neither checked nor filtered yet
+        self._size = 0  # characters in _parts
         self._open = True  # whether every slice so far is fast (the rest is left to feed)
-        # (start, end, text without SGRs, its controls when ASCII, that text split at CR LF)
-        self.slices: list[tuple[int, int, str, bytes | None, list[str]]] = []
+        self._strings = strings
+        self.columns = columns
+        self.slices: list[tuple[int, _Slice]] = []  # (start, slice)
 
     def add(self, text: str) -> None:
-        self._parts.append(text)
         self._pending.append(text)
-        self._size += len(text)
 
     def check(self) -> None:
         """Check the text added since the last check, up to its last LF."""
-        if not self._open or not self._pending:
+        if not self._pending:
             return
         text = "".join(self._pending)
-        cut = text.rfind("\n") + 1
-        if not cut:
-            self._pending = [text]
-            return
-        checked = _check_slice(text[:cut])
-        if checked is None:
-            self._open = False
-            self._pending = []
-            return
-        start = self._size - len(text)
-        plain, controls = checked
-        self.slices.append((start, start + cut, plain, controls, plain.split("\r\n")))
-        self._pending = [text[cut:]] if cut < len(text) else []
+        self._pending = []
+        if self._open:
+            cut = text.rfind("\n") + 1
+            if not cut:
+                self._pending.append(text)
+                return
+            strings = self._strings
+            if strings is None or strings.at_ground:
+                head = text[:cut]
+                checked = _check_slice(head)
+                if checked is not None:
+                    plain, controls = checked
+                    split = plain.split("\r\n")
+                    stats = _line_stats(split, self.columns) if self.columns > 0 else None
+                    self.slices.append((self._size, _Slice(self._size + cut, plain, controls, split, stats)))
+                    self._parts.append(head)
+                    self._size += cut
+                    if cut < len(text):
+                        self._pending.append(text[cut:])
+                    return
+                self._open = False
+        self._filtered(text)
 
     def text(self) -> str:
+        """All the text added, filtered."""
+        if self._pending:
+            self._filtered("".join(self._pending))
+            self._pending = []
         return "".join(self._parts)
+
+    def _filtered(self, text: str) -> None:
+        if self._strings is not None:
+            text = self._strings.feed(text)
+        self._parts.append(text)
+        self._size += len(text)
 
 
 def _extra_rows(lens: list[int], columns: int) -> int:
@@ -308,6 +364,11 @@ def _extra_rows(lens: list[int], columns: int) -> int:
         extra += longer
     long = list(compress(lens, map((_COUNTED_WRAPS * columns).__lt__, lens)))
     return extra + sum(map(columns.__rfloordiv__, map((-1).__add__, long))) - _COUNTED_WRAPS * len(long)
+
+
+def _wrapped(length: int, columns: int) -> int:
+    """Rows beyond the first of a line this long, wrapped at ``columns``."""
+    return (length - 1) // columns if length > columns else 0
 
 
 class _Glyphs(dict):
@@ -358,17 +419,6 @@ def _row_cuts(raw: str, cuts: list[int]) -> list[str]:
     return pieces
 
 
-_rows_patterns: dict[int, re.Pattern[str]] = {}
-
-
-def _rows_pattern(columns: int) -> re.Pattern[str]:
-    """Splits text (lines joined by LF, no CR or TAB) into its screen rows: an empty line is one row."""
-    pattern = _rows_patterns.get(columns)
-    if pattern is None:
-        pattern = _rows_patterns[columns] = re.compile(f"(?m).{{1,{columns}}}|^$")
-    return pattern
-
-
 def _line_rows(src: str, cols: int) -> tuple[list[str], str, int] | None:
     """One line's rows from column 0 of a fresh row: their texts, and the last one's plain text and width."""
     if "\t" in src:
@@ -388,7 +438,7 @@ class _Lines:
 
     __slots__ = (
         "texts",
-        "omitted",
+        "early",
         "raws",
         "head",
         "line_rows",
@@ -403,7 +453,7 @@ class _Lines:
 
     def __init__(self) -> None:
         self.texts: list[str] = []  # rendered rows; the first replaces the cursor's row
-        self.omitted = 0  # rows at the start whose text was not made (they can never be seen)
+        self.early: LineRows | None = None  # rows before `texts`, as lines (when there are many)
         self.raws: list[str] = []  # raw lines; the first continues the cursor's line, unless `head` is set
         # With many lines, only the last few are kept in `raws`: the stretch up to `head` holds those
         # before (lines that scroll off the screen for sure), that count only for their colours.
@@ -563,11 +613,15 @@ class FastStream:
         if checked is not None and checked.slices:
             # Held back from the last chunk: the start of an SGR, that the first slice continues.
             shift = len(self._held)
-            known = {
-                start + shift: (end + shift, plain, controls, lines)
-                for start, end, plain, controls, lines in checked.slices
-                if start or not shift
-            }
+            width = checked.columns == self.listener.columns
+            if shift or not width:
+                known = {
+                    start + shift: piece._replace(end=piece.end + shift, stats=piece.stats if width else None)
+                    for start, piece in checked.slices
+                    if start or not shift
+                }
+            else:
+                known = dict(checked.slices)
         if self._held:
             data = self._held + data
             self._held = ""
@@ -594,7 +648,7 @@ class FastStream:
             if pos >= check:
                 # A flood's chunk is usually one fast stretch, but for its very end (a prompt): check
                 # it in slices, faster than _FAST can, and the slice that fails the usual way.
-                stop, check, stretch = _fast_prefix(data, pos, n, known)
+                stop, check, stretch = _fast_prefix(data, pos, n, known, self.listener.columns)
                 if stop > pos:
                     self._plain = (pos, stop, stretch)
                     try:
@@ -733,7 +787,7 @@ class FastStream:
         start, stop, stretch = hint
         if pos == start:
             if stretch.lines is not None:  # the lazy path changes these lines: they serve once
-                self._plain = (start, stop, stretch._replace(lines=None))
+                self._plain = (start, stop, stretch._replace(lines=None, stats=None))
             return stretch
         # What the eager path took first ends with an LF, which no SGR holds: the rest is a suffix.
         if data[pos - 1] != "\n":
@@ -752,7 +806,7 @@ class FastStream:
         sgr = "\x1b" in seg
         if stretch is None:
             stretch = _Stretch(_SGR.sub("", seg) if sgr else seg, None, None)
-        plain, controls, lines = stretch
+        plain, controls, lines, stats = stretch
         # Each line must start at column 0: every LF follows a CR, but for an LF first at column 0; and
         # a CR must end a line or the stretch (a CR inside a line writes text over text). So the CRs
         # and LFs are the CR LF pairs that split the lines, that first LF and a last CR.
@@ -761,8 +815,14 @@ class FastStream:
             return None
         if lines is None:
             lines = plain[1:].split("\r\n") if lead else plain.split("\r\n")
-        elif lead:
-            lines[0] = lines[0][1:]
+            stats = None
+        else:
+            if stats is not None:
+                # The first and last lines change below: take them out of the rows counted.
+                wrapped = _wrapped(len(lines[0]), cols) + (_wrapped(len(lines[-1]), cols) if len(lines) > 1 else 0)
+                stats = (stats[0] - wrapped, stats[1])
+            if lead:
+                lines[0] = lines[0][1:]
         pairs = len(lines) - 1
         if lead:
             lines.insert(0, "")
@@ -796,8 +856,6 @@ class FastStream:
             out.raws = seg.split("\n") if sgr else lines[:]
         lines[0] = p.src + first  # the cursor's row, continued
         tail = len(out.raws)
-        keep = self._keep()
-        skipped = 0  # rows of lines that can never be seen: counted, not made
         if "\t" in plain or "\t" in p.src:
             # Tabs already on the cursor's row went to the default stops when they were drawn.
             if "\t" in plain and not self._tabs_ok():
@@ -807,25 +865,31 @@ class FastStream:
             if max(map(len, rows)) >= cols:
                 return None
             out.line_rows = [1] * tail
+            total = len(rows)
         else:
-            lens = list(map(len, lines))
-            # Each line takes a row at least, so the rows that can be seen (the history kept and the
-            # screen) are all in the last `keep` lines.
-            head = n - keep if n > keep else 0
-            if max(lens) <= cols:
-                skipped = head
-                rows = lines[head:] if head else lines
+            if stats is not None:
+                wraps, longest = stats
+                changed = {0, 1, n - 1} if lead else {0, n - 1}
+                wraps += sum(_wrapped(len(lines[i]), cols) for i in changed if i < n)
+                longest = max(longest, len(lines[0]))
+            else:
+                wraps, longest = _line_stats(lines, cols)
+            total = n + wraps
+            # Rows are made for the last lines only, enough to fill the screen (each takes one row at
+            # least); those before go to the history as lines, cut into rows if anything reads them.
+            m = min(n, s.lines)
+            shown = lines[n - m :] if n > m else lines
+            if longest <= cols:
+                rows = shown
                 out.line_rows = [1] * tail
             else:
-                skipped = head + _extra_rows(lens[:head], cols) if head else 0
-                rows = _rows_pattern(cols).findall("\n".join(lines[head:]))
-                out.line_rows = [(k - 1) // cols + 1 if k else 1 for k in lens[n - tail :]]
+                rows = rows_pattern(cols).findall("\n".join(shown))
+                out.line_rows = [(k - 1) // cols + 1 if k else 1 for k in map(len, lines[n - tail :])]
+            if n > m:
+                out.early = LineRows(lines[: n - m], cols, total - len(rows))
             out.src = rows[-1]
         out.width = len(rows[-1])
-        out.scrolls = skipped + len(rows) - 1
-        if skipped + len(rows) > keep:
-            out.omitted = skipped + len(rows) - keep
-            rows = rows[len(rows) - keep :]
+        out.scrolls = total - 1
         out.texts = list(map(str.rstrip, rows))
         out.consumed = len(seg)
         if out.scrolls:
@@ -888,12 +952,6 @@ class FastStream:
         out.consumed = consumed if out.raws else 0
         return out
 
-    def _keep(self) -> int:
-        """Rows worth making text for: the scrollback kept plus the screen."""
-        s = self.listener
-        maxlen = s.history.maxlen
-        return (1 << 62) if maxlen is None else maxlen + s.lines
-
     def _apply(self, p: _Pending, seg: str, out: _Lines) -> None:
         s = self.listener
         rows = s.lines
@@ -909,12 +967,17 @@ class FastStream:
             for y in range(real - from_real):
                 buf[y] = buf[y + scrolls]
             kept = min(rows, have + scrolls)
-            texts = out.texts if out.omitted else p.texts[:-1] + out.texts
+            if out.early is None:
+                texts = p.texts[:-1] + out.texts
+            else:
+                push.extend(p.texts[:-1])
+                texts = out.texts  # as many rows as the screen has, at least
             if not s.alternate:
+                if out.early is not None:
+                    s.history.extend(push)
+                    s.history.extend_lines(out.early)
+                    push = []
                 push.extend(texts[: len(texts) - kept])
-                maxlen = s.history.maxlen
-                if maxlen is not None and len(push) > maxlen:
-                    push = push[len(push) - maxlen :]
                 s.history.extend(push)
                 s.scrolled += scrolls
             p.texts = texts[len(texts) - kept :]

@@ -35,7 +35,7 @@ from clive.cast import (
     write_all,
 )
 from clive.fastfeed import FastStream
-from clive.screen import ControlStrings, ScreenModel, TerminalScreen
+from clive.screen import ControlStrings, History, ScreenModel, TerminalScreen
 
 __all__ = [
     "KEYFRAME_CHARS",
@@ -84,7 +84,7 @@ def _bare_copy(src: ScreenModel) -> ScreenModel:
     dst.tabstops = set(src.tabstops)
     dst.cursor = copy.copy(src.cursor)
     dst.savepoints = [sp._replace(cursor=copy.copy(sp.cursor)) for sp in src.savepoints]
-    dst.history = deque(src.history, maxlen=src.history.maxlen)
+    dst.history = History(src.history.maxlen, src.history)
     dst.clears = list(src.clears)  # a counter list: a copy must not share it with its source
     if src._saved_main is not None:
         cursor = src._saved_main[1]

@@ -8,8 +8,9 @@ import inspect
 import json
 import operator
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import pyte
@@ -62,6 +63,135 @@ def _line_styles(line: Any, columns: int) -> tuple[StyleRun, ...]:
     return tuple(runs)
 
 
+_rows_patterns: dict[int, re.Pattern[str]] = {}
+
+
+def rows_pattern(columns: int) -> re.Pattern[str]:
+    """Splits text (lines joined by LF, no CR or TAB) into its screen rows: an empty line is one row."""
+    pattern = _rows_patterns.get(columns)
+    if pattern is None:
+        pattern = _rows_patterns[columns] = re.compile(f"(?m).{{1,{columns}}}|^$")
+    return pattern
+
+
+class LineRows:
+    """The last ``count`` rows of ``lines`` wrapped at ``columns``, not cut into rows yet.
+
+    The lines hold characters one cell wide and no controls, each written from column 0 of a fresh row
+    (clive.fastfeed's lazy path), so a line of k characters is its k characters cut every ``columns``."""
+
+    __slots__ = ("lines", "columns", "count")
+
+    def __init__(self, lines: list[str], columns: int, count: int) -> None:
+        self.lines = lines
+        self.columns = columns
+        self.count = count
+
+    def dropped(self, rows: int) -> LineRows:
+        """The same without its first ``rows`` rows."""
+        return LineRows(self.lines, self.columns, self.count - rows)
+
+    def rows(self) -> list[str]:
+        # Every line has a row at least, so the last `count` rows are all in the last `count` lines.
+        lines = self.lines[-self.count :] if self.count < len(self.lines) else self.lines
+        rows = rows_pattern(self.columns).findall("\n".join(lines))
+        return list(map(str.rstrip, rows[len(rows) - self.count :]))
+
+
+class History:
+    """Rows scrolled off the top of the main screen, oldest first: the last ``maxlen`` of them.
+
+    Rows come as text (``append``, ``extend``) or, from a flood, as whole lines (``extend_lines``). A
+    flood pushes out again nearly all it pushes in: lines pushed out before anything reads the history
+    are never cut into rows. Reading (iterating, indexing) cuts what is left."""
+
+    __slots__ = ("maxlen", "_rows", "_tail", "_tail_len")
+
+    def __init__(self, maxlen: int, rows: Iterable[str] = ()) -> None:
+        self.maxlen = max(maxlen, 0)
+        self._rows: collections.deque[str] = collections.deque(rows, maxlen=self.maxlen)
+        # What came after _rows while lines are waiting to be cut: row texts (lists) and LineRows.
+        self._tail: list[list[str] | LineRows] = []
+        self._tail_len = 0
+
+    def __len__(self) -> int:
+        return len(self._rows) + self._tail_len
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._cut())
+
+    def __getitem__(self, index: int) -> str:
+        return self._cut()[index]
+
+    def __repr__(self) -> str:
+        return f"History({self.maxlen}, {list(self)!r})"
+
+    def append(self, row: str) -> None:
+        if self._tail:
+            self._push([row], 1)
+        else:
+            self._rows.append(row)
+
+    def extend(self, rows: Iterable[str]) -> None:
+        if self._tail:
+            rows = list(rows)
+            self._push(rows, len(rows))
+        else:
+            self._rows.extend(rows)
+
+    def extend_lines(self, block: LineRows) -> None:
+        self._push(block, block.count)
+
+    def clear(self) -> None:
+        self._rows.clear()
+        self._tail = []
+        self._tail_len = 0
+
+    def _push(self, item: list[str] | LineRows, count: int) -> None:
+        if not count or not self.maxlen:
+            return
+        tail = self._tail
+        if isinstance(item, list) and tail and isinstance(tail[-1], list):
+            tail[-1].extend(item)
+        else:
+            tail.append(item)
+        self._tail_len += count
+        excess = len(self._rows) + self._tail_len - self.maxlen
+        if excess <= 0:
+            return
+        rows = self._rows
+        if excess < len(rows):
+            if excess < 64:
+                for _ in range(excess):
+                    rows.popleft()
+            else:
+                self._rows = collections.deque(islice(rows, excess, None), maxlen=self.maxlen)
+            return
+        excess -= len(rows)
+        rows.clear()
+        i = 0
+        while True:
+            item = tail[i]
+            size = len(item) if isinstance(item, list) else item.count
+            if size > excess:
+                break
+            excess -= size
+            self._tail_len -= size
+            i += 1
+        if excess:
+            tail[i] = item[excess:] if isinstance(item, list) else item.dropped(excess)
+            self._tail_len -= excess
+        del tail[:i]
+
+    def _cut(self) -> collections.deque[str]:
+        if self._tail:
+            for item in self._tail:
+                self._rows.extend(item if isinstance(item, list) else item.rows())
+            self._tail = []
+            self._tail_len = 0
+        return self._rows
+
+
 class ScreenModel(pyte.Screen):
     """A pyte screen that keeps scrollback, follows the alternate screen and reports replies."""
 
@@ -72,7 +202,7 @@ class ScreenModel(pyte.Screen):
         history: int = 5000,
         reply: Callable[[str], None] | None = None,
     ) -> None:
-        self.history: collections.deque[str] = collections.deque(maxlen=max(history, 0))
+        self.history = History(history)
         self.scrolled = 0  # lines pushed off the top of the main screen, ever
         # Whole-screen erases (ESC [2J, ESC [3J) and resets (ESC c), ever: [main, alternate].
         self.clears = [0, 0]
@@ -306,7 +436,6 @@ class ControlStrings:
                 out.append(text[pos : m.start()])
                 self._inside, pos = True, m.end()
         return "".join(out)
-
 
 
 def numbered_rows(rows: Iterable[tuple[int, str]]) -> list[str]:

@@ -321,7 +321,7 @@ class Terminal:
         total = sum(map(len, parts))
         eof = False
         with self._feed_lock:  # the decoder and the filter see the window now
-            checked = CheckedText()
+            checked = CheckedText(self._strings, self._screen.columns)
             done = 0  # parts decoded
             started = time.monotonic()
             queued = array.array("i", [0])
@@ -329,7 +329,7 @@ class Terminal:
                 if not _queued(fd, queued, pending):
                     if done < len(parts):
                         step = min(len(parts), done + _CHECK_PARTS)
-                        checked.add(self._strings.feed(self._decoder.decode(b"".join(parts[done:step]))))
+                        checked.add(self._decoder.decode(b"".join(parts[done:step])))
                         done = step
                         checked.check()
                         continue
@@ -344,7 +344,7 @@ class Terminal:
                     break
                 parts.append(data)
                 total += len(data)
-            checked.add(self._strings.feed(self._decoder.decode(b"".join(parts[done:]))))
+            checked.add(self._decoder.decode(b"".join(parts[done:])))
             self._show(b"".join(parts), checked.text(), checked, from_pty=True)
         return eof
 

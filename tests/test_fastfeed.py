@@ -240,9 +240,10 @@ class Fed:
         except Exception as exc:  # noqa: BLE001 - pyte raises on some sequences; both must raise alike
             self.errors.append(type(exc).__name__)
 
-    def feed_checked(self, chunks: list[bytes], check: list[bool]) -> None:
-        """As the Terminal's reader feeds a flood: the chunks put together, checked on the way."""
-        checked = CheckedText()
+    def feed_checked(self, chunks: list[bytes], check: list[bool], columns: int) -> None:
+        """As the Terminal's reader feeds a flood: the chunks put together, checked on the way (for a
+        screen ``columns`` wide: the screen's width, or not)."""
+        checked = CheckedText(None, columns)
         for chunk, now in zip(chunks, check, strict=True):
             checked.add(self.decoder.decode(chunk))
             if now:
@@ -314,6 +315,8 @@ def test_same_chunks_give_the_same_screen_for_any_bytes(session: Any, data: st.D
             fast.feed(chunk)
             if data.draw(st.integers(0, 3)) == 0:
                 assert fast.screen.text_lines() == reference.screen.text_lines()
+            if data.draw(st.integers(0, 7)) == 0:
+                assert list(fast.screen.history) == list(reference.screen.history)
     assert_same(reference, fast)
 
 
@@ -366,7 +369,9 @@ def test_long_chunks_checked_in_slices_give_the_screen_of_one_feed(session: Any,
                 cut = data.draw(st.integers(0, len(segment)))
                 fast.feed(segment[:cut])
                 chunks = _cuts(data.draw, segment[cut:])
-                fast.feed_checked(chunks, [data.draw(st.booleans()) for _ in chunks])
+                width = fast.screen.columns
+                columns = data.draw(st.sampled_from([width, width, width + 1, 0]))
+                fast.feed_checked(chunks, [data.draw(st.booleans()) for _ in chunks], columns)
     finally:
         fastfeed._SLICE = slice_before
     assert_same(reference, fast)

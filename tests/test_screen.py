@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
+
 import pyte
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clive.screen import ScreenModel, Snapshot, numbered_rows
+from clive.screen import History, LineRows, ScreenModel, Snapshot, numbered_rows, rows_pattern
 
 
 def _feed(screen: ScreenModel, text: str) -> ScreenModel:
@@ -24,6 +26,65 @@ def test_scrollback_keeps_lines_pushed_off_the_top():
 def test_scrollback_is_bounded():
     screen = _feed(ScreenModel(20, 5, history=3), "".join(f"l{i}\r\n" for i in range(12)))
     assert list(screen.history) == ["l5", "l6", "l7"]
+
+
+def _cut(lines: list[str], columns: int) -> list[str]:
+    """Rows of lines each written from column 0, the slow way."""
+    rows = []
+    for line in lines:
+        rows += [line[k : k + columns].rstrip() for k in range(0, len(line), columns)] or [""]
+    return rows
+
+
+_line = st.text(alphabet="ab ", max_size=25)
+_history_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), _line),
+        st.tuples(st.just("extend"), st.lists(_line, max_size=12)),
+        st.tuples(st.just("lines"), st.lists(_line, min_size=1, max_size=30), st.integers(0, 40)),
+        st.tuples(st.just("read"), st.integers(-3, 3)),
+    ),
+    max_size=30,
+)
+
+
+@given(maxlen=st.sampled_from([0, 1, 3, 10, 50]), columns=st.sampled_from([1, 4, 10]), ops=_history_ops)
+def test_history_keeps_what_a_bounded_deque_of_the_cut_rows_keeps(maxlen: int, columns: int, ops: list) -> None:
+    history = History(maxlen)
+    reference: collections.deque[str] = collections.deque(maxlen=maxlen)
+    for op in ops:
+        if op[0] == "append":
+            history.append(op[1])
+            reference.append(op[1])
+        elif op[0] == "extend":
+            history.extend(op[1])
+            reference.extend(op[1])
+        elif op[0] == "lines":
+            rows = _cut(op[1], columns)
+            count = min(op[2], len(rows))  # the last `count` rows of the lines
+            history.extend_lines(LineRows(op[1], columns, count))
+            reference.extend(rows[len(rows) - count :])
+        elif reference and -len(reference) <= op[1] < len(reference):
+            assert history[op[1]] == reference[op[1]]
+        assert len(history) == len(reference)
+    assert list(history) == list(reference)
+    assert len(history) == len(reference) and bool(history) == bool(reference)
+
+
+class _Uncuttable(LineRows):
+    def rows(self) -> list[str]:
+        raise AssertionError("lines pushed out of the history were cut into rows")
+
+
+def test_history_cuts_lines_pushed_out_before_anything_reads_them_never():
+    history = History(3)
+    history.extend_lines(_Uncuttable(["x" * 50] * 1000, 10, 3))
+    history.extend_lines(LineRows(["a", "bbbbbbbbbbbbcc", ""], 12, 4))
+    assert list(history) == ["a", "bbbbbbbbbbbb", "cc", ""][1:]
+
+
+def test_rows_pattern_cuts_lines_into_rows_and_keeps_empty_lines():
+    assert rows_pattern(3).findall("\n".join(["abcdefg", "", "ab"])) == ["abc", "def", "g", "", "ab"]
 
 
 def test_alternate_screen_leaves_the_main_screen_intact():
