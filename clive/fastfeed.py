@@ -886,7 +886,10 @@ class FastStream:
                 rows = rows_pattern(cols).findall("\n".join(shown))
                 out.line_rows = [(k - 1) // cols + 1 if k else 1 for k in map(len, lines[n - tail :])]
             if n > m:
-                out.early = LineRows(lines[: n - m], cols, total - len(rows))
+                # Rows past the history's length would be pushed out again at once; the lines kept for the
+                # rest are enough for them (each takes a row at least).
+                early = min(total - len(rows), s.history.maxlen)
+                out.early = LineRows(lines[max(0, n - m - early) : n - m], cols, early)
             out.src = rows[-1]
         out.width = len(rows[-1])
         out.scrolls = total - 1
