@@ -43,7 +43,7 @@ _FLOOD_BYTES = 1 << 16
 FLOOD_WINDOW = 0.05
 FLOOD_WINDOW_BYTES = 1 << 20
 _FLOOD_PAUSE_MS = 1
-_CHECK_PARTS = 2
+_CHECK_PARTS = 4
 # wait_ready's re-checks after output (seconds): see wait_ready.
 _READY_FIRST_CHECK = 0.0002
 _READY_LAST_QUICK_CHECK = 0.005
