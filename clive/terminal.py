@@ -379,10 +379,12 @@ class Terminal:
 
     def _scan_markers(self, data: bytes, now: float) -> None:
         buf = self._marker_tail + data if self._marker_tail else data
-        # Hold back a trailing partial marker so one split across reads is still seen whole.
+        # Hold back a trailing partial marker so one split across reads is still seen whole. A marker holds
+        # no ESC but its first: only a last ESC that may start one (ESC ]) is held, not an SGR's, which
+        # would cost a copy of the next chunk (a window of a flood: a megabyte).
         cut = len(buf)
         esc = buf.rfind(b"\x1b", max(0, len(buf) - shell.MARKER_MAX))
-        if esc != -1 and b"\x07" not in buf[esc:]:
+        if esc != -1 and buf[esc + 1 : esc + 2] in (b"", b"]") and b"\x07" not in buf[esc:]:
             cut = esc
         self._marker_tail = buf[cut:]
         region = memoryview(buf)[:cut]  # a flood is large: no copies

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from clive import procs
-from clive.terminal import Terminal, TerminalError, TerminalTimeout
+from clive.terminal import CAPTURE_LIMIT, Terminal, TerminalError, TerminalTimeout, _Tail
 
 
 @pytest.fixture
@@ -315,3 +315,26 @@ def test_zsh_integration_reports_exit_codes_and_output(tmp_path):
         assert t.run("seq 1 3").output == "1\n2\n3"
         t.resize(100, 30)
         assert t.run("tput cols").output == "100"
+
+
+def test_a_marker_split_anywhere_among_colours_is_seen_once_and_kept_out_of_the_capture():
+    # The reader holds back the end of a read that may start a marker (ESC ]), and only that: an SGR's
+    # ESC at the end is no marker's start.
+    nonce = b"0123456789abcdef" * 2
+    marker = b"\x1b]133;D;7;" + nonce + b"\x07"
+    before, after = b"\x1b[31mred\x1b[0m\x1b", b"[1mbold\x1b[0m\x1b"
+    data = before + marker + after
+    term = Terminal.__new__(Terminal)  # the marker scan alone, no shell
+    term._nonce = nonce
+    seen: list[tuple[str, bytes | None]] = []
+    term._on_marker = lambda kind, code, number, now: seen.append((kind, code))  # type: ignore[method-assign]
+    for cut in range(len(data) + 1):
+        seen.clear()
+        term._marker_tail = b""
+        term._capture = _Tail(CAPTURE_LIMIT)
+        for read in (data[:cut], data[cut:], b""):
+            term._scan_markers(read, 0.0)
+        captured, dropped = term._capture.value()
+        assert seen == [("D", b"7")], cut
+        # The last ESC may yet start a marker: it waits for the next read.
+        assert (captured, dropped, term._marker_tail) == (before + after[:-1], 0, b"\x1b"), cut
