@@ -296,13 +296,12 @@ class CheckedText:
     ``strings`` filters the text first (``ControlStrings``); a slice that checks out holds no string to
     drop and leaves the filter as it was, so it skips the filter. ``columns``: the screen's width."""
 
-    __slots__ = ("_parts", "_pending", "_size", "_open", "_strings", "columns", "slices")
+    __slots__ = ("_parts", "_pending", "_size", "_strings", "columns", "slices")
 
     def __init__(self, strings: ControlStrings | None = None, columns: int = 0) -> None:
         self._parts: list[str] = []  # checked or filtered
         self._pending: list[str] = []  # added, neither checked nor filtered yet
         self._size = 0  # characters in _parts
-        self._open = True  # whether every slice so far is fast (the rest is left to feed)
         self._strings = strings
         self.columns = columns
         self.slices: list[tuple[int, _Slice]] = []  # (start, slice)
@@ -316,26 +315,25 @@ class CheckedText:
             return
         text = "".join(self._pending)
         self._pending = []
-        if self._open:
-            cut = text.rfind("\n") + 1
-            if not cut:
-                self._pending.append(text)
+        cut = text.rfind("\n") + 1
+        if not cut:
+            self._pending.append(text)
+            return
+        strings = self._strings
+        if strings is None or strings.at_ground:
+            head = text[:cut]
+            checked = _check_slice(head)
+            if checked is not None:
+                plain, controls = checked
+                split = plain.split("\r\n")
+                stats = _line_stats(split, self.columns) if self.columns > 0 else None
+                self.slices.append((self._size, _Slice(self._size + cut, plain, controls, split, stats)))
+                self._parts.append(head)
+                self._size += cut
+                if cut < len(text):
+                    self._pending.append(text[cut:])
                 return
-            strings = self._strings
-            if strings is None or strings.at_ground:
-                head = text[:cut]
-                checked = _check_slice(head)
-                if checked is not None:
-                    plain, controls = checked
-                    split = plain.split("\r\n")
-                    stats = _line_stats(split, self.columns) if self.columns > 0 else None
-                    self.slices.append((self._size, _Slice(self._size + cut, plain, controls, split, stats)))
-                    self._parts.append(head)
-                    self._size += cut
-                    if cut < len(text):
-                        self._pending.append(text[cut:])
-                    return
-                self._open = False
+        # Not fast (a prompt, a title, cursor moves): left to feed, and the slices after it are checked on.
         self._filtered(text)
 
     def text(self) -> str:
@@ -789,12 +787,25 @@ class FastStream:
             if stretch.lines is not None:  # the lazy path changes these lines: they serve once
                 self._plain = (start, stop, stretch._replace(lines=None, stats=None))
             return stretch
-        # What the eager path took first ends with an LF, which no SGR holds: the rest is a suffix.
+        # What the eager path took first ends with an LF, which no SGR holds: the rest is a suffix. (It
+        # took the lines up to the bottom row, as a flood that starts on a cleared screen does.)
         if data[pos - 1] != "\n":
             return None
         done = data[start:pos]
-        plain = stretch.plain[len(_SGR.sub("", done) if "\x1b" in done else done) :]
-        return _Stretch(plain, None, None)
+        taken = _SGR.sub("", done) if "\x1b" in done else done
+        plain = stretch.plain[len(taken) :]
+        controls = None
+        if stretch.controls is not None:
+            controls = stretch.controls[len(taken.encode("ascii").translate(None, _ASCII_TEXT)) :]
+        if stretch.lines is None or not taken.endswith("\r\n"):
+            return _Stretch(plain, controls, None)
+        # The lines taken are the first of the stretch's, whole: the rest are its lines after them.
+        k = taken.count("\r\n")
+        stats = stretch.stats
+        if stats is not None:
+            cols = self.listener.columns
+            stats = (stats[0] - sum(_wrapped(len(line), cols) for line in stretch.lines[:k]), stats[1])
+        return _Stretch(plain, controls, stretch.lines[k:], stats)
 
     def _lines_bulk(self, p: _Pending, seg: str, stretch: _Stretch | None) -> _Lines | None:
         """The common case, with C-speed string operations only; None when it does not apply.
