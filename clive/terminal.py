@@ -389,8 +389,9 @@ class Terminal:
         self._marker_tail = buf[cut:]
         region = memoryview(buf)[:cut]  # a flood is large: no copies
         pos = 0
-        if b"]" in buf and buf.find(_MARKER_START, 0, cut) != -1:
-            for m in shell.MARKER.finditer(buf, 0, cut):
+        first = buf.find(_MARKER_START, 0, cut) if b"]" in buf else -1
+        if first != -1:
+            for m in shell.MARKER.finditer(buf, first, cut):  # not from 0: a window of a flood is long
                 if m.group(4) != self._nonce:
                     continue  # a forged marker: it stays part of the output
                 self._capture_bytes(region[pos : m.start()])
