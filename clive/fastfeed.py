@@ -17,17 +17,20 @@ stream takes those itself and hands everything else to pyte's own parser, on the
 * **Lazy path.** On the bottom row of a full-height scroll region, whole lines of text and SGR that
   end in CR LF are applied with C-speed string operations (``split``, ``re.sub``, ``findall``): a
   row's text is the line with its SGRs removed and tabs expanded, cut every ``columns`` characters,
-  right-stripped, so it goes straight to the scrollback. Only the screen's bottom rows are kept,
-  as that text plus the raw characters of their lines; their cells are built the first time
-  anything reads ``screen.buffer`` (``ScreenModel`` calls ``_Pending.flush``), and ``text_lines()``
-  reads the text without building them. Rows more than history + screen behind the end of one
-  ``feed()`` can never be seen: they are counted, their colours folded, and nothing else (so the
-  Terminal's reader feeds a flood in windows of many reads, see ``Terminal._read``).
+  right-stripped. Rows are made only for the lines that reach the screen: the lines above them go
+  to the scrollback whole (``LineRows``), cut into rows only if anything reads the history, so
+  lines that a flood pushes out of the history again are never cut (the Terminal's reader feeds a
+  flood in windows of many reads, see ``Terminal._read``); those past the history are counted
+  (their wrapped rows too) and their colours folded. Only the screen's bottom rows are kept, as
+  that text plus the raw characters of their lines; their cells are built the first time anything
+  reads ``screen.buffer`` (``ScreenModel`` calls ``_Pending.flush``), and ``text_lines()`` reads
+  the text without building them.
 * **Checks.** Whether a chunk is all one-cell text, CR, LF, TAB, BS and SGR is checked with C-speed
   string operations (the SGRs removed, the rest translated away) a slice of about ``_SLICE``
   characters at a time, cut after an LF: the slices before the first that fails are taken as one
-  stretch, the failing one goes the usual way. ``CheckedText`` lets a reader run those checks on a
-  flood's text while it waits for more of it.
+  stretch, the failing one goes the usual way. A slice's lines are measured when it is checked
+  (``_line_stats``: the rows they wrap to), so a stretch's rows are a sum. ``CheckedText`` lets a
+  reader run those checks on a flood's text while it waits for more of it.
 
 Why the shortcuts are exact. The lazy path runs only with the cursor on the bottom row of a
 full-height scroll region, DECAWM on, IRM and LNM off, the G0 charset the identity and (for a tab)
