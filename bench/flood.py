@@ -11,7 +11,8 @@ typing the command to the screen showing a marker printed after the file:
 * raw PTY: pexpect spawns ``cat FILE`` and reads to EOF without rendering anything, timed from the
   moment cat runs.
 
-Also: Ctrl-C on a 50 MB flood (seconds until the prompt is back), the peak RSS of a fresh process showing
+Also: 1 MB of CJK log lines (two-cell characters, which the fast paths leave to pyte), Ctrl-C on a
+50 MB flood (seconds until the prompt is back), the peak RSS of a fresh process showing
 one coloured flood of each size (bounded: no growth with the size), and the peak RSS of this process.
 
     python -m bench --only flood [--quick]        (quick: 10 MB only)
@@ -98,6 +99,23 @@ def make_file(path: Path, size: int, coloured: bool, seed: int = 7) -> str:
             text = "".join(block)
             f.write(text)
             written += len(text.encode())
+        last = f"END OF FLOOD {n} lines"
+        f.write(last + "\n")
+    return last
+
+
+def make_cjk_file(path: Path, size: int, seed: int = 7) -> str:
+    """Write about ``size`` bytes of log lines that are mostly two-cell characters; returns the last line."""
+    rng = random.Random(seed)
+    words = ["模型", "训练", "步骤", "损失", "梯度", "缓存", "队列", "张量", "形状", "同步", "警告", "完成"]
+    written = 0
+    n = 0
+    with path.open("w", encoding="utf-8") as f:
+        while written < size:
+            line = f"{n:08d} INFO " + "".join(rng.choice(words) for _ in range(rng.randint(3, 30))) + "\n"
+            f.write(line)
+            written += len(line.encode())
+            n += 1
         last = f"END OF FLOOD {n} lines"
         f.write(last + "\n")
     return last
@@ -257,6 +275,19 @@ def run(quick: bool) -> list[dict[str, Any]]:
             last = make_file(small, pyte_size, variant == "coloured")
             pyte_rate[variant] = _rate(small, [clive_flood(small, last, stream="pyte")[0]])
             print(f"flood: plain pyte, {variant}: {pyte_rate[variant]:.2f} MB/s", file=sys.stderr, flush=True)
+        # Two-cell characters are not on the fast paths: pyte draws them (a note, no target).
+        cjk = work / "cjk.txt"
+        last = make_cjk_file(cjk, MB)
+        cjk_clive = _rate(cjk, [clive_flood(cjk, last)[0]])
+        cjk_pyte = _rate(cjk, [clive_flood(cjk, last, stream="pyte")[0]])
+        cjk_tmux = _rate(cjk, [tmux_flood(tmux, cjk, last)[0]])
+        print(f"flood: 1 MB of CJK lines: clive {cjk_clive:.2f}, plain pyte {cjk_pyte:.2f}, tmux {cjk_tmux:.1f} MB/s",
+              file=sys.stderr)  # fmt: skip
+        rows += [
+            _row("flood 1 MB of CJK log lines (two-cell characters): clive vs tmux", cjk_clive, cjk_tmux, "MB/s", "-",
+                 None),
+            _row("flood 1 MB of CJK log lines: clive vs plain pyte", cjk_clive, cjk_pyte, "MB/s", "-", None),
+        ]  # fmt: skip
         for size in sizes:
             for variant in ("plain", "coloured"):
                 path = work / f"{variant}-{size // MB}.txt"
