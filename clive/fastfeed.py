@@ -4,29 +4,33 @@ pyte parses one character at a time and draws one cell at a time: about 1 MB/s. 
 a log, a compiler, a training loop) is almost all printable text, CR LF and SGR colour, so this
 stream takes those itself and hands everything else to pyte's own parser, on the same screen:
 
-* **Slow path.** Anything else (cursor addressing, erase, modes, OSC, wide or combining characters,
-  controls) goes to a real ``pyte.Stream``. When a chunk ends inside an escape sequence, the next
-  chunk goes to that parser one character at a time until it is back in its ground state (a chunk
-  ending in the first bytes of an SGR is held back instead: so far they change nothing). A slow
-  segment runs to the next CR, LF, TAB, BS or ESC, which end pyte's text runs too, so a run that
-  pyte draws in one ``draw()`` call (and cuts short at an unprintable character) is never split in
-  a way that changes what is drawn.
-* **Eager path.** One-cell text, SGR, CR, LF, TAB and BS anywhere on the screen: cells are written
-  a row at a time from a per-style cache of ``Char`` objects; CR, LF, TAB and BS call the screen's
-  own methods, so scrolling, margins and scrollback are the screen's own.
+* **Slow path.** Anything else (cursor addressing, erase, modes, OSC, combining characters, two-cell
+  characters outside the BMP, controls) goes to a real ``pyte.Stream``. When a chunk ends inside an
+  escape sequence, the next chunk goes to that parser one character at a time until it is back in
+  its ground state (a chunk ending in the first bytes of an SGR is held back instead: so far they
+  change nothing). A slow segment runs to the next CR, LF, TAB, BS or ESC, which end pyte's text
+  runs too, so a run that pyte draws in one ``draw()`` call (and cuts short at an unprintable
+  character) is never split in a way that changes what is drawn.
+* **Eager path.** One- and two-cell text, SGR, CR, LF, TAB and BS anywhere on the screen: cells are
+  written from a per-style cache of ``Char`` objects, one-cell text a row at a time, two-cell
+  characters one by one as pyte's ``draw`` writes them (the character, then "" in its second
+  cell); CR, LF, TAB and BS call the screen's own methods, so scrolling, margins and scrollback are
+  the screen's own.
 * **Lazy path.** On the bottom row of a full-height scroll region, whole lines of text and SGR that
   end in CR LF are applied with C-speed string operations (``split``, ``re.sub``, ``findall``): a
-  row's text is the line with its SGRs removed and tabs expanded, cut every ``columns`` characters,
-  right-stripped. Rows are made only for the lines that reach the screen: the lines above them go
-  to the scrollback whole (``LineRows``), cut into rows only if anything reads the history, so
-  lines that a flood pushes out of the history again are never cut (the Terminal's reader feeds a
-  flood in windows of many reads, see ``Terminal._read``); those past the history are counted
-  (their wrapped rows too) and their colours folded. Only the screen's bottom rows are kept, as
-  that text plus the raw characters of their lines; their cells are built the first time anything
-  reads ``screen.buffer`` (``ScreenModel`` calls ``_Pending.flush``), and ``text_lines()`` reads
-  the text without building them.
-* **Checks.** Whether a chunk is all one-cell text, CR, LF, TAB, BS and SGR is checked with C-speed
-  string operations (the SGRs removed, the rest translated away) a slice of about ``_SLICE``
+  line is taken as its cells, its SGRs removed and each two-cell character followed by ``STUB``
+  (``_cells``), and a row's text is the line with tabs expanded, cut every ``columns`` cells (a STUB
+  that would start a row is dropped: pyte writes a two-cell character in the last column without its
+  second cell), STUBs removed and right-stripped. Rows are made only for the lines that reach the
+  screen: the lines above them go to the scrollback whole (``LineRows``), cut into rows only if
+  anything reads the history, so lines that a flood pushes out of the history again are never cut
+  (the Terminal's reader feeds a flood in windows of many reads, see ``Terminal._read``); those past
+  the history are counted (their wrapped rows too) and their colours folded. Only the screen's
+  bottom rows are kept, as that text plus the raw characters of their lines; their cells are built
+  the first time anything reads ``screen.buffer`` (``ScreenModel`` calls ``_Pending.flush``), and
+  ``text_lines()`` reads the text without building them.
+* **Checks.** Whether a chunk is all one- and two-cell text, CR, LF, TAB, BS and SGR is checked with
+  C-speed string operations (the SGRs removed, the rest translated away) a slice of about ``_SLICE``
   characters at a time, cut after an LF: the slices before the first that fails are taken as one
   stretch, the failing one goes the usual way. A slice's lines are measured when it is checked
   (``_line_stats``: the rows they wrap to), so a stretch's rows are a sum. ``CheckedText`` lets a
@@ -35,20 +39,22 @@ stream takes those itself and hands everything else to pyte's own parser, on the
 Why the shortcuts are exact. The lazy path runs only with the cursor on the bottom row of a
 full-height scroll region, DECAWM on, IRM and LNM off, the G0 charset the identity and (for a tab)
 the default tab stops. It takes a line only if its CRs come just before its LF, every character is
-one cell wide, a tab stays short of the last column, and it starts at column 0 of a fresh row
-(blank, or the continuation of the cursor's row with the cursor at its end). Then each row is
-written left to right from column 0 with wraps exactly every ``columns`` characters (pyte wraps when
-a character arrives at ``x == columns``), so its cells are its characters in the colours in force
-at each, its rendered text is the line cut as above, and every row that scrolls off goes to the
-scrollback in order, as ``ScreenModel.index`` would push it. SGR goes through a transcription of
-pyte's ``select_graphic_rendition`` with memoised results; ``ESC[0m`` and ``ESC[m`` reset every
-attribute, so folding a stretch starts from its last reset. Which rows exist in ``screen.buffer``
-(pyte's ``delete_lines`` can tell) and the ``dirty`` set are kept as pyte keeps them. Slices are cut
-right after an LF, which no SGR holds and which ends pyte's text runs, so a stretch taken a slice at
-a time ends as it would whole; the lines skipped are counted exactly (their wrapped rows too), since
-``ScreenModel.scrolled`` counts every row. Anything else takes the eager or slow path.
-``tests/test_fastfeed.py`` checks all of it against pyte, cell by cell, for random byte streams cut at
-random places.
+one or two cells wide (from the BMP), a tab stays short of the last column, and it starts at column
+0 of a fresh row (blank, or the continuation of the cursor's row with the cursor at its end). Then
+each row is written left to right from column 0 and wraps when a character arrives at ``x ==
+columns``, as pyte's ``draw`` does; a two-cell character takes cells x and x + 1, or only x when x
+is the last column (and the cursor stops at ``columns``). So a row is the next ``columns`` cells of
+the line, and a second cell that would start the next row is lost; its cells are its characters in
+the colours in force at each, its rendered text is the line cut as above, and every row that scrolls
+off goes to the scrollback in order, as ``ScreenModel.index`` would push it. SGR goes through a
+transcription of pyte's ``select_graphic_rendition`` with memoised results; ``ESC[0m`` and ``ESC[m``
+reset every attribute, so folding a stretch starts from its last reset. Which rows exist in
+``screen.buffer`` (pyte's ``delete_lines`` can tell) and the ``dirty`` set are kept as pyte keeps
+them. Slices are cut right after an LF, which no SGR holds and which ends pyte's text runs, so a
+stretch taken a slice at a time ends as it would whole; the lines skipped are counted exactly (their
+wrapped rows too), since ``ScreenModel.scrolled`` counts every row. Anything else takes the eager or
+slow path. ``tests/test_fastfeed.py`` checks all of it against pyte, cell by cell, for random byte
+streams cut at random places.
 """
 
 from __future__ import annotations
@@ -65,18 +71,18 @@ from pyte.charsets import LAT1_MAP
 from pyte.screens import Char, StaticDefaultDict
 from wcwidth import wcwidth
 
-from clive.screen import ControlStrings, LineRows, ScreenModel, _line_text, rows_pattern
+from clive.screen import STUB, ControlStrings, LineRows, ScreenModel, _line_text, row_texts, rows_pattern
 
 __all__ = ["CheckedText", "FastStream"]
 
 
-def _narrow_ranges() -> str:
-    """A regex class body for every BMP character one cell wide (pyte's `wcwidth` == 1), no controls."""
+def _width_ranges(width: int) -> str:
+    """A regex class body for every BMP character ``width`` cells wide (pyte's `wcwidth`), no controls."""
     # Only the BMP: a class with astral ranges cannot be compiled to a bitmap and gets slow.
     parts = []
     start = None
     for cp in range(0x20, 0x10001):
-        ok = cp < 0x10000 and not 0xD800 <= cp < 0xE000 and wcwidth(chr(cp)) == 1
+        ok = cp < 0x10000 and not 0xD800 <= cp < 0xE000 and wcwidth(chr(cp)) == width
         if ok and start is None:
             start = cp
         elif not ok and start is not None:
@@ -86,11 +92,27 @@ def _narrow_ranges() -> str:
     return "".join(parts)
 
 
-_NARROW = _narrow_ranges()
-# A stretch this stream takes itself: one-cell text, CR, LF, TAB, BS and SGR with plain parameters.
-_FAST = re.compile(f"(?:\\x1b\\[[0-9;]*m|[{_NARROW}\\r\\n\\t\\x08]+)+")
+_NARROW = _width_ranges(1)
+_WIDE = _width_ranges(2)
+# A stretch this stream takes itself: one- and two-cell text, CR, LF, TAB, BS and SGR with plain
+# parameters.
+_FAST = re.compile(f"(?:\\x1b\\[[0-9;]*m|[{_NARROW}{_WIDE}\\r\\n\\t\\x08]+)+")
 # Any character of a fast stretch once its SGRs are removed; the same for ASCII text (much faster).
-_NOT_FAST = re.compile(f"[^{_NARROW}\\r\\n\\t\\x08]")
+_NOT_FAST = re.compile(f"[^{_NARROW}{_WIDE}\\r\\n\\t\\x08]")
+# A two-cell character, which the lazy path's text follows with STUB (its second cell).
+_TWO_CELLS = re.compile(f"[{_WIDE}]")
+
+
+class _CellsTable(dict):
+    """``str.translate`` table: a two-cell character to itself and STUB, any other to itself."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        cells = self[code] = ch + STUB if _TWO_CELLS.match(ch) else ch
+        return cells
+
+
+_CELLS_TABLE = _CellsTable()
 # ASCII text a row can hold as it is: what is left of a line after deleting it is its control characters.
 _ASCII_TEXT = bytes(range(0x20, 0x7F)) + b"\t"
 # Where a slow segment may end: characters that always end one of pyte's text runs.
@@ -99,7 +121,7 @@ _SGR = re.compile(r"\x1b\[([0-9;]*)m")
 # The start of an SGR cut off at the end of a chunk: ESC, ESC [, ESC [ 3 ...
 _PARTIAL_SGR = re.compile(r"\x1b(?:\[[0-9;]*)?\Z")
 _NOT_PLAIN = re.compile(r"\x1b\[[0-9;]*m|\r")
-_EAGER_TOKEN = re.compile(f"([{_NARROW}]+)|\\x1b\\[([0-9;]*)m|(\\r)|(\\n)|(\\t)|(\\x08)")
+_EAGER_TOKEN = re.compile(f"([{_NARROW}]+)|\\x1b\\[([0-9;]*)m|(\\r)|(\\n)|(\\t)|(\\x08)|([{_WIDE}]+)")
 _ROW_TOKEN = re.compile(r"([^\x1b\t\r]+)|\x1b\[([0-9;]*)m|(\t)|(\r)")
 
 # A long chunk is checked for the fast paths a slice of about this many characters at a time, cut after
@@ -191,22 +213,33 @@ def _fold(attrs: Char, raw: str, reverse: bool, end: int | None = None) -> Char:
     return attrs
 
 
+def _cells(plain: str) -> str:
+    """Text without SGRs as the lazy path takes it: each two-cell character followed by STUB."""
+    return plain if plain.isascii() or _TWO_CELLS.search(plain) is None else plain.translate(_CELLS_TABLE)
+
+
 def _check_slice(seg: str) -> tuple[str, bytes | None] | None:
-    """``seg`` without its SGRs and, when ASCII, its control characters in order; None unless it is all
-    one-cell text, CR, LF, TAB, BS and SGR (what the fast paths take)."""
+    """``seg`` without its SGRs (as ``_cells``) and, when ASCII, its control characters in order; None
+    unless it is all one- and two-cell text, CR, LF, TAB, BS and SGR (what the fast paths take)."""
     plain = _SGR.sub("", seg) if "\x1b" in seg else seg
     if not plain.isascii():
-        return (plain, None) if _NOT_FAST.search(plain) is None else None
+        return (_cells(plain), None) if _NOT_FAST.search(plain) is None else None
     controls = plain.encode("ascii").translate(None, _ASCII_TEXT)
     return (plain, controls) if not controls.translate(None, b"\r\n\x08") else None
 
 
 def _line_stats(lines: list[str], columns: int) -> tuple[int, int]:
-    """Of lines written from column 0, each on a fresh row: the rows they take beyond one each when
-    wrapped at ``columns``, and the longest line's length."""
+    """Of lines (cells, see ``_cells``) written from column 0, each on a fresh row: the rows they take
+    beyond one each when wrapped at ``columns``, and the longest line's length."""
     lens = list(map(len, lines))
     longest = max(lens)
-    return (_extra_rows(lens, columns) if longest > columns else 0), longest
+    if longest <= columns:
+        return 0, longest
+    if any(STUB in line for line in lines):
+        # A two-cell character in the last column loses its second cell: no arithmetic for those. (The
+        # sum is _wrapped's, line by line, as the lazy path corrects it: a line may hold a lead LF.)
+        return sum(_wrapped(line, columns) for line in lines if len(line) > columns), longest
+    return _extra_rows(lens, columns), longest
 
 
 class _Slice(NamedTuple):
@@ -367,9 +400,13 @@ def _extra_rows(lens: list[int], columns: int) -> int:
     return extra + sum(map(columns.__rfloordiv__, map((-1).__add__, long))) - _COUNTED_WRAPS * len(long)
 
 
-def _wrapped(length: int, columns: int) -> int:
-    """Rows beyond the first of a line this long, wrapped at ``columns``."""
-    return (length - 1) // columns if length > columns else 0
+def _wrapped(line: str, columns: int) -> int:
+    """Rows beyond the first of a line (cells, see ``_cells``) wrapped at ``columns``."""
+    if len(line) <= columns:
+        return 0
+    if STUB in line:
+        return len(rows_pattern(columns).findall(line)) - 1
+    return (len(line) - 1) // columns
 
 
 class _Glyphs(dict):
@@ -421,17 +458,16 @@ def _row_cuts(raw: str, cuts: list[int]) -> list[str]:
 
 
 def _line_rows(src: str, cols: int) -> tuple[list[str], str, int] | None:
-    """One line's rows from column 0 of a fresh row: their texts, and the last one's plain text and width."""
+    """One line's rows from column 0 of a fresh row: their texts, and the last one's cells and width."""
     if "\t" in src:
         expanded = src.expandtabs(8)
         if len(expanded) >= cols:
             return None  # a tab near the right edge stops at the last column, not the next 8
-        return [expanded.rstrip()], src, len(expanded)
-    n = len(src)
-    if n <= cols:
-        return [src.rstrip()], src, n
-    parts = [src[k : k + cols] for k in range(0, n, cols)]
-    return [part.rstrip() for part in parts], parts[-1], len(parts[-1])
+        return row_texts([expanded]), src, len(expanded)
+    if len(src) <= cols:
+        return row_texts([src]), src, len(src)
+    parts = rows_pattern(cols).findall(src)
+    return row_texts(parts), parts[-1], len(parts[-1])
 
 
 class _Lines:
@@ -531,6 +567,20 @@ class _Pending:
                 if kind == 1:
                     text = m.group(1)
                     glyph = _glyphs(attrs).__getitem__
+                    if not text.isascii() and _TWO_CELLS.search(text) is not None:
+                        for ch in text:  # as pyte's draw: a two-cell character's second cell is ""
+                            if x == cols:
+                                row = StaticDefaultDict(default)
+                                built.append(row)
+                                x = 0
+                            row[x] = glyph(ch)
+                            if _TWO_CELLS.match(ch) is None:
+                                x += 1
+                                continue
+                            if x + 1 < cols:
+                                row[x + 1] = glyph("")
+                            x = min(x + 2, cols)
+                        continue
                     i = 0
                     n = len(text)
                     while i < n:
@@ -721,8 +771,10 @@ class FastStream:
                 s.linefeed()
             elif kind == 5:
                 s.tab()
-            else:
+            elif kind == 6:
                 s.backspace()
+            else:
+                self._draw_wide(m.group(7))
 
     def _draw(self, text: str) -> None:
         """pyte's ``Screen.draw`` for characters one cell wide, a row at a time."""
@@ -752,6 +804,35 @@ class FastStream:
             buf[c.y].update(zip(range(x, x + k), map(glyph, text[i : i + k]), strict=True))
             c.x = x + k
             i += k
+        s.dirty.add(c.y)
+
+    def _draw_wide(self, text: str) -> None:
+        """pyte's ``Screen.draw`` for characters two cells wide."""
+        s = self.listener
+        c = s.cursor
+        cols = s.columns
+        mode = s.mode
+        if c.x > cols or not 0 <= c.y < s.lines or mo.IRM in mode or s.charset or s.g0_charset != LAT1_MAP:
+            s.draw(text)
+            return
+        glyph = _glyphs(c.attrs).__getitem__
+        stub = glyph("")
+        buf = s.buffer
+        autowrap = mo.DECAWM in mode
+        for ch in text:
+            if c.x == cols:
+                if autowrap:
+                    s.dirty.add(c.y)
+                    s.carriage_return()
+                    s.linefeed()
+                else:
+                    c.x -= 2
+            x = c.x
+            line = buf[c.y]
+            line[x] = glyph(ch)
+            if x + 1 < cols:
+                line[x + 1] = stub
+            c.x = min(x + 2, cols)
         s.dirty.add(c.y)
 
     # ---- the lazy path -----------------------------------------------------------------------
@@ -795,7 +876,7 @@ class FastStream:
         if data[pos - 1] != "\n":
             return None
         done = data[start:pos]
-        taken = _SGR.sub("", done) if "\x1b" in done else done
+        taken = _cells(_SGR.sub("", done) if "\x1b" in done else done)
         plain = stretch.plain[len(taken) :]
         controls = None
         if stretch.controls is not None:
@@ -807,7 +888,7 @@ class FastStream:
         stats = stretch.stats
         if stats is not None:
             cols = self.listener.columns
-            stats = (stats[0] - sum(_wrapped(len(line), cols) for line in stretch.lines[:k]), stats[1])
+            stats = (stats[0] - sum(_wrapped(line, cols) for line in stretch.lines[:k]), stats[1])
         return _Stretch(plain, controls, stretch.lines[k:], stats)
 
     def _lines_bulk(self, p: _Pending, seg: str, stretch: _Stretch | None) -> _Lines | None:
@@ -819,7 +900,7 @@ class FastStream:
         x0 = s.cursor.x
         sgr = "\x1b" in seg
         if stretch is None:
-            stretch = _Stretch(_SGR.sub("", seg) if sgr else seg, None, None)
+            stretch = _Stretch(_cells(_SGR.sub("", seg) if sgr else seg), None, None)
         plain, controls, lines, stats = stretch
         # Each line must start at column 0: every LF follows a CR, but for an LF first at column 0; and
         # a CR must end a line or the stretch (a CR inside a line writes text over text). So the CRs
@@ -833,7 +914,7 @@ class FastStream:
         else:
             if stats is not None:
                 # The first and last lines change below: take them out of the rows counted.
-                wrapped = _wrapped(len(lines[0]), cols) + (_wrapped(len(lines[-1]), cols) if len(lines) > 1 else 0)
+                wrapped = _wrapped(lines[0], cols) + (_wrapped(lines[-1], cols) if len(lines) > 1 else 0)
                 stats = (stats[0] - wrapped, stats[1])
             if lead:
                 lines[0] = lines[0][1:]
@@ -855,9 +936,11 @@ class FastStream:
             return None
         out = _Lines()
         # Raw lines: only the last few can have a row on the screen (each line takes one row at least).
+        # Those of `lines` are cells: raw for text without SGRs, unless it holds two-cell characters.
+        raw = sgr or STUB in plain
         last = s.lines + 1
         if n > last:
-            if sgr:
+            if raw:
                 cut = len(seg)
                 for _ in range(last):
                     cut = seg.rfind("\n", 0, cut)
@@ -867,7 +950,7 @@ class FastStream:
                 out.head = 0
                 out.raws = lines[n - last :]
         else:
-            out.raws = seg.split("\n") if sgr else lines[:]
+            out.raws = seg.split("\n") if raw else lines[:]
         lines[0] = p.src + first  # the cursor's row, continued
         tail = len(out.raws)
         if "\t" in plain or "\t" in p.src:
@@ -884,7 +967,7 @@ class FastStream:
             if stats is not None:
                 wraps, longest = stats
                 changed = {0, 1, n - 1} if lead else {0, n - 1}
-                wraps += sum(_wrapped(len(lines[i]), cols) for i in changed if i < n)
+                wraps += sum(_wrapped(lines[i], cols) for i in changed if i < n)
                 longest = max(longest, len(lines[0]))
             else:
                 wraps, longest = _line_stats(lines, cols)
@@ -898,7 +981,7 @@ class FastStream:
                 out.line_rows = [1] * tail
             else:
                 rows = rows_pattern(cols).findall("\n".join(shown))
-                out.line_rows = [(k - 1) // cols + 1 if k else 1 for k in map(len, lines[n - tail :])]
+                out.line_rows = [_wrapped(line, cols) + 1 for line in lines[n - tail :]]
             if n > m:
                 # Rows past the history's length would be pushed out again at once; the lines kept for the
                 # rest are enough for them (each takes a row at least).
@@ -907,7 +990,7 @@ class FastStream:
             out.src = rows[-1]
         out.width = len(rows[-1])
         out.scrolls = total - 1
-        out.texts = list(map(str.rstrip, rows))
+        out.texts = row_texts(rows)
         out.consumed = len(seg)
         if out.scrolls:
             out.drew = bool(out.src.replace("\t", ""))
@@ -927,7 +1010,7 @@ class FastStream:
         tabs_ok: bool | None = None
         consumed = 0
         for i, raw in enumerate(seg.split("\n")):
-            plain = _SGR.sub("", raw) if "\x1b" in raw else raw
+            plain = _cells(_SGR.sub("", raw) if "\x1b" in raw else raw)
             cr = plain.endswith("\r")
             body = plain[:-1] if cr else plain
             if "\r" in body or "\x08" in body:
@@ -1032,7 +1115,7 @@ class FastStream:
             p.lines = lines[j:]
             p.rows = line_rows[j:]
             p.skip = skip
-            if skip and len(p.lines[0]) > 4096:
+            if skip and len(p.lines[0]) > 4096 and (p.lines[0].isascii() or _TWO_CELLS.search(p.lines[0]) is None):
                 # A very long line (no LF for a while): cut it where its first row on screen starts.
                 head, rest = _row_cuts(p.lines[0], [skip * s.columns])
                 p.anchor = _fold(p.anchor, head, p.reverse)

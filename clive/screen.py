@@ -63,22 +63,35 @@ def _line_styles(line: Any, columns: int) -> tuple[StyleRun, ...]:
     return tuple(runs)
 
 
+# In the lines clive.fastfeed's lazy path measures and cuts, a two-cell character is followed by this
+# (its second cell). A character written in the last column has no second cell: the row ends there.
+STUB = "\x00"
+
 _rows_patterns: dict[int, re.Pattern[str]] = {}
 
 
 def rows_pattern(columns: int) -> re.Pattern[str]:
-    """Splits text (lines joined by LF, no CR or TAB) into its screen rows: an empty line is one row."""
+    """Splits text (lines joined by LF, no CR or TAB) into its screen rows: an empty line is one row.
+
+    ``findall`` gives each row's cells; a second cell (STUB) that would start a row is dropped."""
     pattern = _rows_patterns.get(columns)
     if pattern is None:
-        pattern = _rows_patterns[columns] = re.compile(f"(?m).{{1,{columns}}}|^$")
+        pattern = _rows_patterns[columns] = re.compile(f"(?m)(.{{1,{columns}}}){STUB}?|^$")
     return pattern
+
+
+def row_texts(rows: list[str]) -> list[str]:
+    """Rows' cells as ``rows_pattern`` gives them, as text: second cells dropped, right-stripped."""
+    if any(STUB in row for row in rows):
+        return [row.replace(STUB, "").rstrip() for row in rows]
+    return list(map(str.rstrip, rows))
 
 
 class LineRows:
     """The last ``count`` rows of ``lines`` wrapped at ``columns``, not cut into rows yet.
 
-    The lines hold characters one cell wide and no controls, each written from column 0 of a fresh row
-    (clive.fastfeed's lazy path), so a line of k characters is its k characters cut every ``columns``."""
+    The lines hold no controls and are cells (a two-cell character is followed by STUB), each written
+    from column 0 of a fresh row (clive.fastfeed's lazy path), so ``rows_pattern`` cuts them."""
 
     __slots__ = ("lines", "columns", "count")
 
@@ -95,7 +108,7 @@ class LineRows:
         # Every line has a row at least, so the last `count` rows are all in the last `count` lines.
         lines = self.lines[-self.count :] if self.count < len(self.lines) else self.lines
         rows = rows_pattern(self.columns).findall("\n".join(lines))
-        return list(map(str.rstrip, rows[len(rows) - self.count :]))
+        return row_texts(rows[len(rows) - self.count :])
 
 
 class History:

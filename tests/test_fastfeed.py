@@ -59,6 +59,9 @@ words = st.sampled_from([b"hello", b"world ", b"a", b" ", b"   ", b"foo bar baz"
 long_run = st.integers(1, 200).map(lambda n: b"x" * n)
 narrow = st.sampled_from(["é", "ß", "─", "│", "λ", "€", "\ufffd", "ж"]).map(str.encode)
 wide = st.sampled_from(["中", "文", "😀", "🎉", "\u3000", "ｱ"]).map(str.encode)
+# Runs of two-cell characters (the fast paths take those of the BMP), mixed with one-cell ones.
+_cjk_piece = st.sampled_from(["中", "文", "漢字", "ｱ", "x", "中a", "\u3000", "日本語テキスト"])
+cjk = st.lists(_cjk_piece, min_size=1, max_size=50).map(lambda ps: "".join(ps).encode())
 combining = st.sampled_from(["e\u0301", "\u0301", "a\u0308\u0304", "\u0327"]).map(str.encode)
 invalid = st.sampled_from([b"\xff", b"\xc3", b"\xe4\xb8", b"\x80", b"\xed\xa0\x80", b"\xf0\x9f"])
 line_ends = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\r", b"\n", b"\t", b"\x08", b"\x08\x08"])
@@ -129,6 +132,7 @@ def _flood_line(cols: int) -> st.SearchStrategy[bytes]:
         sgr,
         st.just(b"\t"),
         narrow,
+        cjk,
         st.integers(0, 3 * cols).map(lambda n: b"w" * n),
         st.sampled_from([b"\r", b"\x08", b"  "]),
     )
@@ -144,7 +148,7 @@ def _flood(cols: int) -> st.SearchStrategy[bytes]:
 def _clean_flood(cols: int, tabs: bool) -> st.SearchStrategy[bytes]:
     """Many lines of only text and SGR, each ended by CR LF (as the PTY makes of a program's LF): what
     FastStream takes in bulk, skipping the lines that scroll out of the history."""
-    pieces = [words, sgr, sgr, narrow, st.integers(0, 3 * cols).map(lambda n: b"w" * n)]
+    pieces = [words, sgr, sgr, narrow, cjk, st.integers(0, 3 * cols).map(lambda n: b"w" * n)]
     if tabs:
         pieces.append(st.just(b"\t"))
     line = st.lists(st.one_of(*pieces), max_size=5).map(lambda ps: b"".join(ps) + b"\r\n")
@@ -486,6 +490,42 @@ def test_a_flood_past_the_history_skips_lines_and_keeps_their_colours_and_row_co
             fast.feed(chunk)
         assert fast.screen.text_lines() == reference.screen.text_lines()
         assert_same(reference, fast)
+
+
+def cjk_flood(size: int, seed: int) -> bytes:
+    """Lines of two-cell characters mixed with one-cell ones, coloured here and there, many wider than
+    the screen: a two-cell character often meets the last column."""
+    rng = random.Random(seed)
+    words = ["中文", "漢字", "日本語", "ｱｲｳ", "x", "ab", "\x1b[31m红\x1b[0m", "\x1b[1m粗\x1b[22m", " "]
+    out = []
+    total = 0
+    while total < size:
+        line = "".join(rng.choice(words) for _ in range(rng.randint(0, 70)))
+        data = f"{line}\r\n".encode()
+        out.append(data)
+        total += len(data)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("cols", [80, 79, 7, 1])
+def test_a_cjk_flood_matches_pyte_in_any_chunks(cols: int) -> None:
+    data = cjk_flood(120_000, seed=cols) + "末行\r\n\x1b[1mプロンプト$ ".encode()
+    reference = Fed(cols, 24, 300, pyte.Stream)
+    reference.feed(data)
+    rng = random.Random(cols)
+    for chunks in ([data], [data[i : i + 5000] for i in range(0, len(data), 5000)]):
+        fast = Fed(cols, 24, 300, FastStream)
+        for chunk in chunks:
+            fast.feed(chunk)
+        assert fast.screen.text_lines() == reference.screen.text_lines()
+        assert_same(reference, fast)
+    fast = Fed(cols, 24, 300, FastStream)
+    pos = 0
+    while pos < len(data):
+        size = rng.choice([1, 2, 3, 100, 4096])
+        fast.feed(data[pos : pos + size])
+        pos += size
+    assert_same(reference, fast)
 
 
 def test_a_colour_set_in_the_skipped_lines_colours_the_screen_after_them() -> None:
