@@ -614,11 +614,15 @@ class _Bytes:
 
 
 @pytest.mark.timeout(120)
-def test_a_terminal_reading_a_flood_in_windows_ends_with_the_screen_pyte_makes_of_its_bytes(tmp_path: Any) -> None:
+@pytest.mark.parametrize("kind", ["coloured", "cjk"])
+def test_a_terminal_reading_a_flood_in_windows_ends_with_the_screen_pyte_makes_of_its_bytes(
+    tmp_path: Any, kind: str
+) -> None:
     # A flood long enough that the reader takes it in windows of many reads, and FastStream skips
     # the lines that scroll out of the history: the result is pyte's for the very same bytes.
     flood = tmp_path / "flood.txt"
-    flood.write_bytes(flood_with_loose_ends(3_000_000, seed=8).replace(b"\r\n", b"\n"))
+    data = flood_with_loose_ends(3_000_000, seed=8) if kind == "coloured" else cjk_flood(600_000, seed=8)
+    flood.write_bytes(data.replace(b"\r\n", b"\n"))
     output = _Bytes()
     with Terminal(cols=80, rows=24, cwd=tmp_path, history=2000, listeners=[output]) as term:
         assert isinstance(term._stream, FastStream) and term._stream._fast
