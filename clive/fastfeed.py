@@ -228,14 +228,15 @@ def _check_slice(seg: str) -> tuple[str, bytes | None] | None:
     return (plain, controls) if not controls.translate(None, b"\r\n\x08") else None
 
 
-def _line_stats(lines: list[str], columns: int) -> tuple[int, int]:
+def _line_stats(lines: list[str], columns: int, stubs: bool) -> tuple[int, int]:
     """Of lines (cells, see ``_cells``) written from column 0, each on a fresh row: the rows they take
-    beyond one each when wrapped at ``columns``, and the longest line's length."""
+    beyond one each when wrapped at ``columns``, and the longest line's length. ``stubs``: whether any
+    line holds a STUB (the caller knows from the text it split, at the cost of one scan)."""
     lens = list(map(len, lines))
     longest = max(lens)
     if longest <= columns:
         return 0, longest
-    if any(STUB in line for line in lines):
+    if stubs:
         # A two-cell character in the last column loses its second cell: no arithmetic for those. (The
         # sum is _wrapped's, line by line, as the lazy path corrects it: a line may hold a lead LF.)
         return sum(_wrapped(line, columns) for line in lines if len(line) > columns), longest
@@ -293,7 +294,7 @@ def _fast_prefix(data: str, pos: int, end: int, known: _Slices | None, columns: 
                 break
             plain, ctl = checked
             split = plain.split("\r\n")
-            stats = _line_stats(split, columns)
+            stats = _line_stats(split, columns, STUB in plain)
         # A slice ends with an LF: its last line ends there, or (no CR before it) runs on, and the
         # rows it takes are no longer the sum of its two parts'.
         if lines:
@@ -362,7 +363,7 @@ class CheckedText:
             if checked is not None:
                 plain, controls = checked
                 split = plain.split("\r\n")
-                stats = _line_stats(split, self.columns) if self.columns > 0 else None
+                stats = _line_stats(split, self.columns, STUB in plain) if self.columns > 0 else None
                 self.slices.append((self._size, _Slice(self._size + cut, plain, controls, split, stats)))
                 self._parts.append(head)
                 self._size += cut
@@ -776,15 +777,24 @@ class FastStream:
             else:
                 self._draw_wide(m.group(7))
 
+    def _left_to_pyte(self, text: str) -> bool:
+        """Draw ``text`` with pyte's own ``draw`` where ours would not match it: the cursor off the screen,
+        insert mode, or a character set that translates; whether it did."""
+        s = self.listener
+        c = s.cursor
+        if c.x > s.columns or not 0 <= c.y < s.lines or mo.IRM in s.mode or s.charset or s.g0_charset != LAT1_MAP:
+            s.draw(text)
+            return True
+        return False
+
     def _draw(self, text: str) -> None:
         """pyte's ``Screen.draw`` for characters one cell wide, a row at a time."""
+        if self._left_to_pyte(text):
+            return
         s = self.listener
         c = s.cursor
         cols = s.columns
         mode = s.mode
-        if c.x > cols or not 0 <= c.y < s.lines or mo.IRM in mode or s.charset or s.g0_charset != LAT1_MAP:
-            s.draw(text)
-            return
         glyph = _glyphs(c.attrs).__getitem__
         buf = s.buffer
         autowrap = mo.DECAWM in mode
@@ -808,13 +818,12 @@ class FastStream:
 
     def _draw_wide(self, text: str) -> None:
         """pyte's ``Screen.draw`` for characters two cells wide."""
+        if self._left_to_pyte(text):
+            return
         s = self.listener
         c = s.cursor
         cols = s.columns
         mode = s.mode
-        if c.x > cols or not 0 <= c.y < s.lines or mo.IRM in mode or s.charset or s.g0_charset != LAT1_MAP:
-            s.draw(text)
-            return
         glyph = _glyphs(c.attrs).__getitem__
         stub = glyph("")
         buf = s.buffer
@@ -970,7 +979,7 @@ class FastStream:
                 wraps += sum(_wrapped(lines[i], cols) for i in changed if i < n)
                 longest = max(longest, len(lines[0]))
             else:
-                wraps, longest = _line_stats(lines, cols)
+                wraps, longest = _line_stats(lines, cols, STUB in plain)
             total = n + wraps
             # Rows are made for the last lines only, enough to fill the screen (each takes one row at
             # least); those before go to the history as lines, cut into rows if anything reads them.
