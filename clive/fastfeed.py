@@ -71,6 +71,11 @@ from pyte.charsets import LAT1_MAP
 from pyte.screens import Char, StaticDefaultDict
 from wcwidth import wcwidth
 
+try:
+    from clive import _speedups  # the C versions of the checks (clive/_speedups.c), where it was built
+except ImportError:
+    _speedups = None
+
 from clive.screen import STUB, ControlStrings, LineRows, ScreenModel, _line_text, row_texts, rows_pattern
 
 __all__ = ["CheckedText", "FastStream"]
@@ -218,10 +223,21 @@ def _cells(plain: str) -> str:
     return plain if plain.isascii() or _TWO_CELLS.search(plain) is None else plain.translate(_CELLS_TABLE)
 
 
+def _strip_sgr(text: str) -> str:
+    """``text`` without its SGRs, where every ESC starts one (the fast paths took it)."""
+    if "\x1b" not in text:
+        return text
+    return _speedups.strip_sgr(text) if _speedups is not None else _SGR.sub("", text)
+
+
 def _check_slice(seg: str) -> tuple[str, bytes | None] | None:
     """``seg`` without its SGRs (as ``_cells``) and, when ASCII, its control characters in order; None
     unless it is all one- and two-cell text, CR, LF, TAB, BS and SGR (what the fast paths take)."""
-    plain = _SGR.sub("", seg) if "\x1b" in seg else seg
+    plain = seg
+    if "\x1b" in seg:
+        plain = _speedups.strip_sgr(seg) if _speedups is not None else _SGR.sub("", seg)
+        if plain is None:  # an ESC that starts no SGR (the regex leaves it, and the checks below fail)
+            return None
     if not plain.isascii():
         return (_cells(plain), None) if _NOT_FAST.search(plain) is None else None
     controls = plain.encode("ascii").translate(None, _ASCII_TEXT)
@@ -241,6 +257,23 @@ def _line_stats(lines: list[str], columns: int, stubs: bool) -> tuple[int, int]:
         # sum is _wrapped's, line by line, as the lazy path corrects it: a line may hold a lead LF.)
         return sum(_wrapped(line, columns) for line in lines if len(line) > columns), longest
     return _extra_rows(lens, columns), longest
+
+
+def _checked_slice(seg: str, columns: int) -> tuple[str, bytes | None, list[str], tuple[int, int] | None] | None:
+    """``_check_slice`` of ``seg``, that text split at CR LF, and ``_line_stats`` of those lines at
+    ``columns`` (None for columns 0); None unless the fast paths take ``seg``."""
+    if _speedups is not None and columns > 0 and seg.isascii():
+        found = _speedups.check_ascii(seg, columns)
+        if found is None:
+            return None
+        plain, controls, wraps, longest = found
+        return plain, controls, plain.split("\r\n"), (wraps, longest)
+    checked = _check_slice(seg)
+    if checked is None:
+        return None
+    plain, controls = checked
+    lines = plain.split("\r\n")
+    return plain, controls, lines, _line_stats(lines, columns, STUB in plain) if columns > 0 else None
 
 
 class _Slice(NamedTuple):
@@ -289,12 +322,10 @@ def _fast_prefix(data: str, pos: int, end: int, known: _Slices | None, columns: 
             k = bisect_right(starts, i)
             if k < len(starts) and starts[k] < j:
                 j = starts[k]  # back in step with the slices checked before
-            checked = _check_slice(data[i:j])
+            checked = _checked_slice(data[i:j], columns)
             if checked is None:
                 break
-            plain, ctl = checked
-            split = plain.split("\r\n")
-            stats = _line_stats(split, columns, STUB in plain)
+            plain, ctl, split, stats = checked
         # A slice ends with an LF: its last line ends there, or (no CR before it) runs on, and the
         # rows it takes are no longer the sum of its two parts'.
         if lines:
@@ -359,11 +390,9 @@ class CheckedText:
         strings = self._strings
         if strings is None or strings.at_ground:
             head = text[:cut]
-            checked = _check_slice(head)
+            checked = _checked_slice(head, self.columns)
             if checked is not None:
-                plain, controls = checked
-                split = plain.split("\r\n")
-                stats = _line_stats(split, self.columns, STUB in plain) if self.columns > 0 else None
+                plain, controls, split, stats = checked
                 self.slices.append((self._size, _Slice(self._size + cut, plain, controls, split, stats)))
                 self._parts.append(head)
                 self._size += cut
@@ -885,7 +914,7 @@ class FastStream:
         if data[pos - 1] != "\n":
             return None
         done = data[start:pos]
-        taken = _cells(_SGR.sub("", done) if "\x1b" in done else done)
+        taken = _cells(_strip_sgr(done))
         plain = stretch.plain[len(taken) :]
         controls = None
         if stretch.controls is not None:
@@ -909,7 +938,7 @@ class FastStream:
         x0 = s.cursor.x
         sgr = "\x1b" in seg
         if stretch is None:
-            stretch = _Stretch(_cells(_SGR.sub("", seg) if sgr else seg), None, None)
+            stretch = _Stretch(_cells(_strip_sgr(seg)), None, None)
         plain, controls, lines, stats = stretch
         # Each line must start at column 0: every LF follows a CR, but for an LF first at column 0; and
         # a CR must end a line or the stretch (a CR inside a line writes text over text). So the CRs
@@ -1019,7 +1048,7 @@ class FastStream:
         tabs_ok: bool | None = None
         consumed = 0
         for i, raw in enumerate(seg.split("\n")):
-            plain = _cells(_SGR.sub("", raw) if "\x1b" in raw else raw)
+            plain = _cells(_strip_sgr(raw))
             cr = plain.endswith("\r")
             body = plain[:-1] if cr else plain
             if "\r" in body or "\x08" in body:

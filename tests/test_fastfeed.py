@@ -6,9 +6,11 @@ The examples per property default to a CI budget; ``CLIVE_HYPOTHESIS_EXAMPLES=50
 from __future__ import annotations
 
 import codecs
+import contextlib
 import functools
 import os
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import pyte
@@ -343,39 +345,86 @@ def test_any_chunking_gives_the_screen_of_one_feed(session: Any, data: st.DataOb
     assert_same(reference, fast)
 
 
+@contextlib.contextmanager
+def checks_in(language: str) -> Iterator[None]:
+    """FastStream's checks in C (clive/_speedups.c) or in Python (where the extension is not built)."""
+    built = fastfeed._speedups
+    if language == "python":
+        fastfeed._speedups = None
+    try:
+        yield
+    finally:
+        fastfeed._speedups = built
+
+
+def test_the_c_checks_are_built() -> None:
+    """pip install builds clive/_speedups.c (with gcc, which the tests need anyway); the tests below run
+    FastStream with it, and again without it."""
+    assert fastfeed._speedups is not None, "clive._speedups is not built: pip install -e . with a C compiler"
+
+
+# Text to check: anything, the byte streams above decoded, and dense mixes of SGRs, their pieces and controls.
+_texts = st.one_of(
+    st.text(),
+    st.lists(_token(80, exact_chunking=True), max_size=12).map(lambda ts: b"".join(ts).decode("utf-8", "replace")),
+    st.text(alphabet="\x1b[;0123456789m\r\n\t\x08 ab\x7f\x00\x9b中é", max_size=300),
+)
+
+
 @LONG_RUN
 @PROPERTY
+@given(text=_texts, columns=st.integers(1, 100))
+def test_the_c_checks_answer_as_the_python_ones(text: str, columns: int) -> None:
+    speedups = fastfeed._speedups
+    assert speedups is not None
+    with checks_in("python"):
+        want = fastfeed._checked_slice(text, columns)
+    assert fastfeed._checked_slice(text, columns) == want
+    if text.isascii():
+        found = speedups.check_ascii(text, columns)
+        assert found == (None if want is None else (want[0], want[1], *want[3]))
+    # Every ESC the regex leaves starts no SGR, and makes the C version give up.
+    plain = fastfeed._SGR.sub("", text)
+    assert speedups.strip_sgr(text) == (None if "\x1b" in plain else plain)
+
+
+@LONG_RUN
+@PROPERTY
+@pytest.mark.parametrize("checks", ["c", "python"])
 @given(session=sessions(exact_chunking=False), data=st.data())
-def test_long_chunks_checked_in_slices_give_the_screen_of_one_feed(session: Any, data: st.DataObject) -> None:
+def test_long_chunks_checked_in_slices_give_the_screen_of_one_feed(
+    checks: str, session: Any, data: st.DataObject
+) -> None:
     """As the Terminal feeds a flood: long chunks (whole segments, often, or put together from pieces
     checked on the way), checked for the fast paths a few characters at a time, so that a slice fails
-    anywhere and lines skipped come from many."""
+    anywhere and lines skipped come from many; with the checks in C and in Python."""
     screen, cols, rows, history, ops = session
     reference = Fed(cols, rows, history, pyte.Stream, screen)
     fast = Fed(cols, rows, history, FastStream, screen)
     slice_before = fastfeed._SLICE
     fastfeed._SLICE = data.draw(st.sampled_from([1, 2, 5, 16, 64, 300]))
     try:
-        for segment in _segments(ops):
-            if isinstance(segment, tuple):
-                reference.resize(segment[1], segment[2])
-                fast.resize(segment[1], segment[2])
-                continue
-            reference.feed(segment)
-            how = data.draw(st.sampled_from(["whole", "cut", "checked"]))
-            if how == "whole":
-                fast.feed(segment)
-            elif how == "cut":
-                for chunk in _cuts(data.draw, segment):
-                    fast.feed(chunk)
-            else:
-                # What the last feed held back (an SGR cut short) starts the checked text.
-                cut = data.draw(st.integers(0, len(segment)))
-                fast.feed(segment[:cut])
-                chunks = _cuts(data.draw, segment[cut:])
-                width = fast.screen.columns
-                columns = data.draw(st.sampled_from([width, width, width + 1, 0]))
-                fast.feed_checked(chunks, [data.draw(st.booleans()) for _ in chunks], columns)
+        with checks_in(checks):
+            for segment in _segments(ops):
+                if isinstance(segment, tuple):
+                    reference.resize(segment[1], segment[2])
+                    fast.resize(segment[1], segment[2])
+                    continue
+                reference.feed(segment)
+                how = data.draw(st.sampled_from(["whole", "cut", "checked"]))
+                if how == "whole":
+                    fast.feed(segment)
+                elif how == "cut":
+                    for chunk in _cuts(data.draw, segment):
+                        fast.feed(chunk)
+                else:
+                    # What the last feed held back (an SGR cut short) starts the checked text.
+                    cut = data.draw(st.integers(0, len(segment)))
+                    fast.feed(segment[:cut])
+                    chunks = _cuts(data.draw, segment[cut:])
+                    width = fast.screen.columns
+                    columns = data.draw(st.sampled_from([width, width, width + 1, 0]))
+                    fast.feed_checked(chunks, [data.draw(st.booleans()) for _ in chunks], columns)
     finally:
         fastfeed._SLICE = slice_before
     assert_same(reference, fast)

@@ -1,0 +1,6 @@
+"""Only the C extension: everything else about the package is in pyproject.toml."""
+
+from setuptools import Extension, setup
+
+# optional: where it cannot be built (no compiler), clive runs the same checks in Python, slower.
+setup(ext_modules=[Extension("clive._speedups", ["clive/_speedups.c"], optional=True)])
