@@ -8,6 +8,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* Where an SGR (ESC [ digits-and-semicolons m) that starts at s[i] ends, or -1 if none does. */
 #define SGR_END(TYPE, s, n, i, out)                                         \
@@ -85,6 +88,27 @@ strip_sgr(PyObject *module, PyObject *text)
     return result;
 }
 
+/* How many characters from s[i] on are printable ASCII (space to ~). */
+static inline Py_ssize_t
+printable_run(const Py_UCS1 *s, Py_ssize_t i, Py_ssize_t n)
+{
+    Py_ssize_t j = i;
+#if defined(__SSE2__)
+    /* 16 at a time: a signed compare also stops at bytes >= 0x80, which ASCII text has none of. */
+    const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
+    while (j + 16 <= n) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + j));
+        int stops = _mm_movemask_epi8(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)));
+        if (stops)
+            return j + __builtin_ctz((unsigned)stops) - i;
+        j += 16;
+    }
+#endif
+    while (j < n && s[j] >= 0x20 && s[j] != 0x7f)
+        j++;
+    return j - i;
+}
+
 PyDoc_STRVAR(check_ascii_doc,
 "check_ascii(text, columns, /)\n--\n\n"
 "For ASCII ``text``: None unless it is all printable text, TAB, CR, LF, BS and SGRs (what\n"
@@ -123,12 +147,13 @@ check_ascii(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t w = 0, c = 0, line_start = 0, wraps = 0, longest = 0, i = 0, end;
     int fast = 1;
     while (i < n) {
+        Py_ssize_t run = printable_run(s, i, n);
+        memcpy(out + w, s + i, (size_t)run);
+        w += run;
+        i += run;
+        if (i == n)
+            break;
         Py_UCS1 ch = s[i];
-        if (ch >= 0x20 && ch != 0x7f) {
-            out[w++] = ch;
-            i++;
-            continue;
-        }
         if (ch == 0x1b) {
             SGR_END(Py_UCS1, s, n, i, end);
             if (end < 0) {
