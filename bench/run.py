@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import importlib.util
 import json
 import os
 import pkgutil
@@ -165,6 +166,8 @@ def machine() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "cpu": cpu,
+        # FastStream's checks run in C where clive/_speedups.c was built, else in Python (slower floods).
+        "c_checks": importlib.util.find_spec("clive._speedups") is not None,
     }
 
 
