@@ -263,6 +263,16 @@ class Fed:
         self.screen.resize(rows, cols)
 
 
+def _between_resizes(ops: list[Any], *screens: Fed) -> Iterator[bytes]:
+    """The bytes between resizes, each resize done to every screen on the way."""
+    for segment in _segments(ops):
+        if isinstance(segment, tuple):
+            for fed in screens:
+                fed.resize(segment[1], segment[2])
+            continue
+        yield segment
+
+
 def _rows(rows: dict) -> dict:
     return {y: (row.default, dict(row)) for y, row in rows.items()}
 
@@ -311,11 +321,7 @@ def test_same_chunks_give_the_same_screen_for_any_bytes(session: Any, data: st.D
     screen, cols, rows, history, ops = session
     reference = Fed(cols, rows, history, pyte.Stream, screen)
     fast = Fed(cols, rows, history, FastStream, screen)
-    for segment in _segments(ops):
-        if isinstance(segment, tuple):
-            reference.resize(segment[1], segment[2])
-            fast.resize(segment[1], segment[2])
-            continue
+    for segment in _between_resizes(ops, reference, fast):
         for chunk in _cuts(data.draw, segment):
             reference.feed(chunk)
             fast.feed(chunk)
@@ -334,11 +340,7 @@ def test_any_chunking_gives_the_screen_of_one_feed(session: Any, data: st.DataOb
     screen, cols, rows, history, ops = session
     reference = Fed(cols, rows, history, pyte.Stream, screen)
     fast = Fed(cols, rows, history, FastStream, screen)
-    for segment in _segments(ops):
-        if isinstance(segment, tuple):
-            reference.resize(segment[1], segment[2])
-            fast.resize(segment[1], segment[2])
-            continue
+    for segment in _between_resizes(ops, reference, fast):
         reference.feed(segment)
         for chunk in _cuts(data.draw, segment):
             fast.feed(chunk)
@@ -405,11 +407,7 @@ def test_long_chunks_checked_in_slices_give_the_screen_of_one_feed(
     fastfeed._SLICE = data.draw(st.sampled_from([1, 2, 5, 16, 64, 300]))
     try:
         with checks_in(checks):
-            for segment in _segments(ops):
-                if isinstance(segment, tuple):
-                    reference.resize(segment[1], segment[2])
-                    fast.resize(segment[1], segment[2])
-                    continue
+            for segment in _between_resizes(ops, reference, fast):
                 reference.feed(segment)
                 how = data.draw(st.sampled_from(["whole", "cut", "checked"]))
                 if how == "whole":
