@@ -2,8 +2,9 @@
  *
  * clive/fastfeed.py has the same checks in Python (_check_slice, _line_stats), and uses them where
  * this module was not built. They remove an SGR with one regex match each, about 85-130 ns: in a
- * coloured log (60,000 SGRs a megabyte) that is most of the reader's time. Here a megabyte takes
- * well under a millisecond. tests/test_fastfeed.py checks both give the same answers.
+ * coloured log (60,000 SGRs a megabyte) that was most of the reader's time. Here a megabyte takes
+ * under a millisecond (0.8 ms coloured, 0.2 plain). tests/test_fastfeed.py holds both to the same
+ * answers.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
