@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
-import importlib.util
 import json
 import os
 import pkgutil
@@ -166,9 +165,17 @@ def machine() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "cpu": cpu,
-        # FastStream's checks run in C where clive/_speedups.c was built, else in Python (slower floods).
-        "c_checks": importlib.util.find_spec("clive._speedups") is not None,
+        "c_checks": _c_checks(),
     }
+
+
+def _c_checks() -> bool:
+    """Whether FastStream's checks run in C: clive/_speedups.c was built and loads (else floods are slower)."""
+    try:
+        importlib.import_module("clive._speedups")
+    except ImportError:
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
