@@ -661,12 +661,15 @@ class _Bytes:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("waits", ["asking in a loop", "in poll"])
 @pytest.mark.parametrize("kind", ["coloured", "cjk"])
 def test_a_terminal_reading_a_flood_in_windows_ends_with_the_screen_pyte_makes_of_its_bytes(
-    tmp_path: Any, kind: str
+    tmp_path: Any, kind: str, waits: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A flood long enough that the reader takes it in windows of many reads, and FastStream skips
-    # the lines that scroll out of the history: the result is pyte's for the very same bytes.
+    # the lines that scroll out of the history: the result is pyte's for the very same bytes. The
+    # reader waits for the next bytes as it does on two CPUs or more, and as on one.
+    monkeypatch.setattr(clive.terminal, "_SPIN_FIRST", waits == "asking in a loop")
     flood = tmp_path / "flood.txt"
     data = flood_with_loose_ends(3_000_000, seed=8) if kind == "coloured" else cjk_flood(600_000, seed=8)
     flood.write_bytes(data.replace(b"\r\n", b"\n"))

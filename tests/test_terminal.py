@@ -66,6 +66,25 @@ def test_invalid_utf8_becomes_replacement_characters(term):
     assert term.snapshot().contains("ok \ufffd\ufffd bad")
 
 
+def test_wait_queued_answers_with_the_bytes_the_pty_holds():
+    from clive import _speedups  # built by pip install (see test_the_c_checks_are_built)
+
+    controller, program = os.openpty()
+    try:
+        assert _speedups.wait_queued(controller, 2000) == 0  # nothing written: it gives up
+        os.write(program, b"four")
+        assert _speedups.wait_queued(controller, 5_000_000) == 4  # as soon as the kernel has moved them
+        assert os.read(controller, 100) == b"four"
+        assert _speedups.wait_queued(controller, 0) == 0
+    finally:
+        os.close(controller)
+        os.close(program)
+    with pytest.raises(OSError):
+        _speedups.wait_queued(controller, 10)  # closed
+    with pytest.raises(ValueError, match="-1"):
+        _speedups.wait_queued(-1, 10)
+
+
 def test_multibyte_character_split_across_reads(tmp_path):
     script = tmp_path / "split.py"
     script.write_text(
