@@ -268,8 +268,8 @@ def _checked_slice(seg: str, columns: int) -> tuple[str, bytes | None, list[str]
         found = _speedups.check_ascii(seg, columns)
         if found is None:
             return None
-        plain, controls, wraps, longest = found
-        return plain, controls, plain.split("\r\n"), (wraps, longest)
+        plain, controls, lines, wraps, longest = found
+        return plain, controls, lines, (wraps, longest)
     checked = _check_slice(seg)
     if checked is None:
         return None
