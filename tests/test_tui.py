@@ -114,6 +114,24 @@ async def test_replay_jumps_to_a_cycle_number_and_to_the_ends():
         assert styles is not None and any(r.fg == "red" and r.bold for row in styles for r in row)
 
 
+async def test_zoom_shows_an_80x24_recording_whole_in_an_80x24_terminal():
+    app = ReplayApp(SessionReader.open(DATA), follow=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.terminal_view
+        assert view.size.width < 80 and view.max_scroll_x > 0  # beside the panes, it scrolls
+        await pilot.press("z")
+        assert app.zoomed and not app.query_one("#side").display and not app.query_one("#results").display
+        assert view.size == (80, 24) and (view.max_scroll_x, view.max_scroll_y) == (0, 0)
+        assert app.focused is view
+        await pilot.press("j")  # stepping goes on while zoomed
+        assert app.cycle_events[app.index]["cycle"] == 2
+        await pilot.press("z")
+        assert not app.zoomed and app.query_one("#side").display
+        assert app.focused is app.timeline  # the pane that had the focus has it again
+        await pilot.press("z", "colon")  # the prompt is in the title bar: it shows the panes again
+        assert not app.zoomed and app.query_one("#title-bar").display
+
+
 async def test_replay_shows_results_and_plays_the_cast():
     app = ReplayApp(SessionReader.open(DATA), follow=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -253,6 +271,11 @@ async def test_take_over_types_keys_into_the_terminal_until_ctrl_bracket(live):
 def test_replay_screen_snapshot(snap_compare):
     app = ReplayApp(SessionReader.open(DATA), follow=False)
     assert snap_compare(app, terminal_size=(80, 24), press=["j"])
+
+
+def test_replay_screen_snapshot_zoomed(snap_compare):
+    app = ReplayApp(SessionReader.open(DATA), follow=False)
+    assert snap_compare(app, terminal_size=(80, 24), press=["j", "z"])
 
 
 def test_replay_screen_snapshot_wide(snap_compare):

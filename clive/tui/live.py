@@ -21,7 +21,7 @@ from clive.policies.human import HumanPolicy
 from clive.record import SessionError, SessionReader
 from clive.terminal import Terminal
 from clive.tui.proposal import ActionEditor, ProposalBar
-from clive.tui.session_app import GENERAL, NAVIGATION, PROMPT_KEYS, SessionApp
+from clive.tui.session_app import GENERAL, NAVIGATION, PROMPT_KEYS, ZOOM, SessionApp
 from clive.tui.terminal_view import TerminalView
 from clive.tui.title_bar import TitleBar
 
@@ -47,6 +47,7 @@ class LiveApp(SessionApp, inherit_bindings=False):
         Binding("p", "pause", "Pause"),
         Binding("t", "take_over", "Take over"),
         *GENERAL,
+        replace(ZOOM, show=False),  # at 80 columns the footer has no room left for it
         *(replace(b, show=False) for b in NAVIGATION if isinstance(b, Binding)),
         *PROMPT_KEYS,
     ]

@@ -14,6 +14,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from clive.record import SessionError, SessionReader
@@ -53,6 +54,7 @@ GENERAL: list[BindingType] = [
     Binding("d", "toggle_dark", "Theme", show=False),
     Binding("q", "quit", "Quit"),
 ]
+ZOOM = Binding("z", "zoom", "Zoom")
 # Keys of the ":" prompt: priority, so they reach it whatever has the focus; when the prompt is
 # closed the action skips and the key goes on as if unbound.
 PROMPT_KEYS: list[BindingType] = [
@@ -66,7 +68,7 @@ class SessionApp(App[int]):
     CSS_PATH = "viewer.tcss"
     TITLE = "clive"
 
-    BINDINGS: ClassVar[list[BindingType]] = [*NAVIGATION, *GENERAL, *PROMPT_KEYS]
+    BINDINGS: ClassVar[list[BindingType]] = [*NAVIGATION, *GENERAL, ZOOM, *PROMPT_KEYS]
 
     terminal_title = "terminal"
     follow_interval = FOLLOW_INTERVAL
@@ -84,6 +86,7 @@ class SessionApp(App[int]):
         self._screens: OrderedDict[Any, Snapshot] = OrderedDict()
         self._index_of: dict[Any, int] = {}  # cycle number -> its row in the timeline
         self.checkpoints: list[CheckpointEntry] = []
+        self._focus_before_zoom: Widget | None = None
 
     # ---- layout ------------------------------------------------------------------------
 
@@ -97,7 +100,7 @@ class SessionApp(App[int]):
                 yield CycleDetail(id="detail")
         yield from self.compose_extra()
         yield ResultsPane(id="results")
-        yield Footer(compact=True)
+        yield Footer(compact=True, id="footer")
 
     def compose_extra(self) -> ComposeResult:
         yield from ()
@@ -287,7 +290,29 @@ class SessionApp(App[int]):
         self.select(len(self.cycle_events) - 1)
 
     def action_goto(self) -> None:
+        self.zoomed = False  # the prompt is in the title bar
         self.query_one(TitleBar).open()
+
+    @property
+    def zoomed(self) -> bool:
+        """Whether the terminal is shown alone (z): no border, panes, title or footer, so that an
+        80x24 recording fills an 80x24 terminal."""
+        return self.has_class("-zoomed")
+
+    @zoomed.setter
+    def zoomed(self, on: bool) -> None:
+        if on == self.zoomed:
+            return
+        self.set_class(on, "-zoomed")
+        if on:
+            # The pane that had the focus is hidden now; it gets it back when the panes return.
+            self._focus_before_zoom = self.focused
+            self.terminal_view.focus()
+        elif self._focus_before_zoom is not None and self._focus_before_zoom.is_attached:
+            self._focus_before_zoom.focus()
+
+    def action_zoom(self) -> None:
+        self.zoomed = not self.zoomed
 
     def action_prompt_key(self, key: str) -> None:
         bar = self.query_one(TitleBar)
@@ -327,6 +352,7 @@ class SessionApp(App[int]):
         ("First cycle", "Select the first cycle (g)", "first_cycle"),
         ("Last cycle", "Select the last cycle (G)", "last_cycle"),
         ("Go to cycle", "Jump to a cycle by number (:)", "goto"),
+        ("Zoom the terminal", "Show the terminal alone, or everything again (z)", "zoom"),
         ("Checkpoints", "List the checkpoints, diff two of them (c)", "checkpoints"),
         ("Toggle light/dark theme", "Switch between the light and dark theme (d)", "toggle_dark"),
     ]
