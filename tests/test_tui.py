@@ -76,6 +76,30 @@ async def test_terminal_view_draws_only_rows_it_has_not_drawn_before():
         assert view.drawn_rows - before == 1
 
 
+async def test_terminal_view_follows_the_cursor_out_of_sight_but_not_a_person_who_scrolled():
+    class Small(App[None]):
+        def compose(self):
+            yield TerminalView()
+
+    def snap(cursor: tuple[int, int]) -> Snapshot:
+        lines = tuple(f"line {n}" for n in range(12))
+        return Snapshot(lines=lines, cursor=cursor, columns=20, rows=12, cursor_visible=True)
+
+    app = Small()
+    async with app.run_test(size=(21, 5)) as pilot:  # 5 rows of a 12-row screen, a scrollbar
+        view = app.query_one(TerminalView)
+        view.show(snap((0, 11)))
+        await pilot.pause()
+        assert view.scroll_offset.y + view.size.height - 1 == 11  # the cursor's row is the last shown
+        view.scroll_to(y=0, animate=False, immediate=True)
+        view.show(snap((0, 11)))  # the same cursor: the view stays where the person put it
+        await pilot.pause()
+        assert view.scroll_offset.y == 0
+        view.show(snap((3, 9)))  # the cursor moved: the view follows it
+        await pilot.pause()
+        assert view.scroll_offset.y <= 9 < view.scroll_offset.y + view.size.height
+
+
 # ---- replay -------------------------------------------------------------------------------
 
 

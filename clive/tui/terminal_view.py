@@ -188,6 +188,10 @@ class TerminalView(ScrollView, can_focus=True):
         self._snapshot = snapshot
         self._keys = _row_keys(snapshot)
         self._columns = snapshot.columns
+        if snapshot.cursor_visible and (old is None or old.cursor != snapshot.cursor):
+            # As a terminal does, the view follows the cursor when it moves out of sight (a pane
+            # smaller than the screen); a person who scrolled away is left there until it moves.
+            self.call_after_refresh(self._cursor_into_view)
         if old is None or (old.columns, old.rows) != (snapshot.columns, snapshot.rows):
             self._drawn.clear()
             self.virtual_size = Size(snapshot.columns, snapshot.rows)
@@ -203,6 +207,15 @@ class TerminalView(ScrollView, can_focus=True):
             elif not changed and start is not None:
                 self.refresh(Region(0, start - scroll_y, width, y - start))
                 start = None
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._cursor_into_view)  # zoomed out, say: keep the cursor in sight
+
+    def _cursor_into_view(self) -> None:
+        snap = self._snapshot
+        if snap is not None and snap.cursor_visible:
+            x, y = snap.cursor
+            self.scroll_to_region(Region(x, y, 1, 1), animate=False, immediate=True)
 
     def render_lines(self, crop: Region) -> list[Strip]:
         # One look-up of the widget's style per repaint, not one per row.
