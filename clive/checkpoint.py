@@ -151,6 +151,7 @@ class Workspace:
         # experiment starts from a subdirectory of a repository).
         self.workdir: Path = top
         self._index_path: Path | None = None
+        self._refs: git.Repo | None = None
         self._empty_tree: str | None = None
 
     def __repr__(self) -> str:
@@ -215,9 +216,23 @@ class Workspace:
         # Each entry is "XY path"; --no-renames keeps it one field per entry.
         return [entry[3:] for entry in out.split("\0") if entry]
 
+    def _repo_files(self) -> git.Repo:
+        """The repository as GitPython reads it from its files: for the refs an experiment reads
+        before and after each commit, where starting git would cost 1-2 ms each."""
+        if self._refs is None:
+            try:
+                self._refs = git.Repo(self.path)
+            except (git.GitError, OSError) as e:
+                raise WorkspaceError(f"cannot read the git repository at {self.path}: {e}") from None
+        return self._refs
+
     def _current_branch(self) -> str | None:
-        ref = self._try("symbolic-ref", "-q", "HEAD")
-        return ref.removeprefix("refs/heads/") if ref else None
+        """The branch HEAD names, as `git symbolic-ref -q HEAD` says; None for a detached HEAD."""
+        try:
+            head = self._repo_files().head
+            return None if head.is_detached else head.reference.path.removeprefix("refs/heads/")
+        except (ValueError, TypeError, OSError):  # HEAD unreadable
+            return None
 
     def _require_on_branch(self) -> None:
         current = self._current_branch()
@@ -406,10 +421,10 @@ class Workspace:
 
     def head(self) -> str:
         """The sha of the run branch tip."""
-        sha = self._rev(f"refs/heads/{self.branch}^{{commit}}")
-        if not sha:
-            raise WorkspaceError(f"branch {self.branch} does not exist in {self.path}")
-        return sha
+        try:
+            return git.SymbolicReference.dereference_recursive(self._repo_files(), f"refs/heads/{self.branch}")
+        except (ValueError, OSError):
+            raise WorkspaceError(f"branch {self.branch} does not exist in {self.path}") from None
 
     def _commit(self, message: str) -> None:
         self._run("commit", "-q", "--allow-empty", "--allow-empty-message", "--no-verify", "-m", message)

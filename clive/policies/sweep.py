@@ -77,7 +77,7 @@ class SweepPolicy:
         label = move_label(move, value)
         return [
             Decision(EditFile(move.file, old_text, new_text), reasoning=f"try {label}"),
-            Decision(Run(f"git --no-pager diff --stat && git --no-pager diff -U0 -- {move.file}")),
+            Decision(Run("git --no-pager diff --stat --patch -U0")),  # one git: the stat, then the edit
             Decision(Done(label)),
         ]
 
