@@ -189,8 +189,9 @@ class TerminalView(ScrollView, can_focus=True):
         self._keys = _row_keys(snapshot)
         self._columns = snapshot.columns
         if snapshot.cursor_visible and (old is None or old.cursor != snapshot.cursor):
-            # As a terminal does, the view follows the cursor when it moves out of sight (a pane
-            # smaller than the screen); a person who scrolled away is left there until it moves.
+            # As a terminal does, the view follows the cursor up and down when it moves out of sight
+            # (a pane shorter than the screen); a person who scrolled away is left there until it
+            # moves. Not sideways: the left edge stays where the person sees it.
             self.call_after_refresh(self._cursor_into_view)
         if old is None or (old.columns, old.rows) != (snapshot.columns, snapshot.rows):
             self._drawn.clear()
@@ -215,7 +216,7 @@ class TerminalView(ScrollView, can_focus=True):
         snap = self._snapshot
         if snap is not None and snap.cursor_visible:
             x, y = snap.cursor
-            self.scroll_to_region(Region(x, y, 1, 1), animate=False, immediate=True)
+            self.scroll_to_region(Region(x, y, 1, 1), animate=False, immediate=True, x_axis=False)
 
     def render_lines(self, crop: Region) -> list[Strip]:
         # One look-up of the widget's style per repaint, not one per row.
