@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from clive import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE, as a shell reports a program that `| head` stopped
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="clive",
         description="An agent that inhabits a terminal: it reads the screen, types keys, and "
         "keeps or discards experiments in git.",
-        epilog="Exit codes: 0 done, 1 the run failed, 2 bad usage or input, 130 interrupted.",
+        epilog="Exit codes: 0 done, 1 the run failed, 2 bad usage or input, 130 interrupted, 141 the output "
+        "was closed early (| head).",
     )
     parser.add_argument("--version", action="version", version=f"clive {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -107,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from clive.terminal import TerminalError
 
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe meets the handler below
+        return code
     except (BadInput, PlaybookError, SessionError, WorkspaceError) as exc:
         print(f"clive: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -117,6 +122,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("clive: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Whoever read the output (head, grep -m1) has stopped: end quietly, as the tools around us
+        # do. Python still flushes stdout on exit, which would fail again: point it at /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OUTPUT_CLOSED
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 CLIVE = [sys.executable, "-m", "clive"]
+DATA = Path(__file__).parent / "data" / "tui-session"  # a recorded session
 
 STEPS_PLAYBOOK = """\
 ---
@@ -156,6 +158,25 @@ def test_claude_without_a_key_says_how_to_set_it(tmp_path):
     assert done.returncode == 1
     assert "ANTHROPIC_API_KEY is not set" in done.stderr and "--policy scripted" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("lines", ["a few", "many"])
+def test_output_closed_early_ends_quietly_with_141(tmp_path, lines):
+    # As `clive replay --print S | head -1` once head has what it wants: no traceback.
+    session = DATA
+    if lines == "many":  # more than a pipe holds, so a write fails before the end, not the last flush
+        session = tmp_path / "long"
+        shutil.copytree(DATA, session)
+        events = (session / "events.jsonl").read_text()
+        (session / "events.jsonl").write_text(events * 400)
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before clive writes anything
+    try:
+        done = subprocess.run([*CLIVE, "replay", "--print", str(session)], cwd=tmp_path, stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
 
 
 def test_help_lists_every_command(tmp_path):
