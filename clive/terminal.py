@@ -33,7 +33,7 @@ from clive.sandbox import Sandbox, SandboxError, detach_terminal
 from clive.screen import ControlStrings, ScreenModel, Snapshot, TerminalScreen
 
 try:
-    from clive import _speedups  # clive/_speedups.c, where it was built: see _more_soon
+    from clive import _speedups  # clive/_speedups.c, where it was built: see _FloodWait
 except ImportError:
     _speedups = None
 
@@ -50,7 +50,7 @@ FLOOD_WINDOW_BYTES = 1 << 20
 _FLOOD_PAUSE_MS = 1
 _CHECK_PARTS = 4
 # During a flood, how long the reader asks the kernel for the next bytes before it sleeps in poll():
-# see _more_soon.
+# see _FloodWait.
 FLOOD_SPIN_US = 200
 # wait_ready's re-checks after output (seconds): see wait_ready.
 _READY_FIRST_CHECK = 0.0002
@@ -335,6 +335,7 @@ class Terminal:
             done = 0  # parts decoded
             started = time.monotonic()
             queued = array.array("i", [0])
+            waiting = _FloodWait()
             while total < FLOOD_WINDOW_BYTES and time.monotonic() - started < FLOOD_WINDOW:
                 if not _queued(fd, queued, pending):
                     if done < len(parts):
@@ -343,7 +344,7 @@ class Terminal:
                         done = step
                         checked.check()
                         continue
-                    if not _more_soon(fd, pending, _FLOOD_PAUSE_MS):
+                    if not waiting.more_soon(fd, pending, _FLOOD_PAUSE_MS):
                         break
                 try:
                     data = os.read(fd, READ_SIZE)
@@ -845,6 +846,7 @@ def _read_burst(fd: int, pending: select.poll, parts: list[bytes], wait: int) ->
     """Read what the PTY holds into ``parts``, up to _FLOOD_BYTES, waiting up to ``wait`` ms for more;
     whether it reached its end."""
     total = 0
+    waiting = _FloodWait() if wait else None
     while True:
         try:
             data = os.read(fd, READ_SIZE)
@@ -856,30 +858,42 @@ def _read_burst(fd: int, pending: select.poll, parts: list[bytes], wait: int) ->
         total += len(data)
         if len(parts[0]) < _BATCH_HINT or total >= _FLOOD_BYTES:
             return False
-        if not (_more_soon(fd, pending, wait) if wait else pending.poll(0)):
+        if not (waiting.more_soon(fd, pending, wait) if waiting else pending.poll(0)):
             return False
 
 
-def _more_soon(fd: int, pending: select.poll, wait: int) -> bool:
-    """Whether the PTY has bytes to read within ``wait`` ms, during a flood.
+class _FloodWait:
+    """How the reader waits for a flood's next bytes, through one window or burst of it.
 
     In a flood the next bytes are some 30 microseconds away: the kernel's worker moves each 4 KB to
     where read() takes it from only after the last was read. A reader asleep in poll() must then be
     woken, which on these virtual machines costs about as much again. Asking the kernel (FIONREAD)
     in a loop for the first FLOOD_SPIN_US, in C with the GIL released, does not sleep: the 10 MB
-    flood benchmark went from 60-65 MB/s to 80-95. Not on one CPU, where the loop would take the time
-    the program and the kernel's worker need (the same flood pinned to one CPU: 56 MB/s without the
-    loop, 48 with it), nor where the extension is not built."""
-    if _SPIN_FIRST:
-        try:
-            if _speedups.wait_queued(fd, FLOOD_SPIN_US):
-                return True
-        except OSError:
-            pass
-    return bool(pending.poll(wait))
+    flood benchmark went from 60-65 MB/s to 80-95. Once a loop has come back empty, the program
+    writes slower than that, and looping would only burn a CPU: poll() alone for the rest of the
+    window (a program writing 4 KB every 0.2 ms took 85% of a core with the loop every time, 55%
+    without). Not on one CPU, where the loop would take the time the program and the kernel's
+    worker need (the 10 MB flood pinned to one CPU: 56 MB/s without the loop, 48 with it), nor
+    where the extension is not built."""
+
+    __slots__ = ("spin",)
+
+    def __init__(self) -> None:
+        self.spin = _SPIN_FIRST
+
+    def more_soon(self, fd: int, pending: select.poll, wait: int) -> bool:
+        """Whether the PTY has bytes to read within ``wait`` ms."""
+        if self.spin:
+            try:
+                if _speedups.wait_queued(fd, FLOOD_SPIN_US):
+                    return True
+            except OSError:
+                pass
+            self.spin = False
+        return bool(pending.poll(wait))
 
 
-# Whether _more_soon asks in a loop first: the C loop is built and this process runs on two CPUs or more.
+# Whether _FloodWait asks in a loop first: the C loop is built and this process runs on two CPUs or more.
 _SPIN_FIRST = _speedups is not None and len(os.sched_getaffinity(0)) > 1
 
 

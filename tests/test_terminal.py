@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -11,8 +12,9 @@ import time
 
 import pytest
 
+import clive.terminal
 from clive import procs
-from clive.terminal import CAPTURE_LIMIT, Terminal, TerminalError, TerminalTimeout, _Tail
+from clive.terminal import CAPTURE_LIMIT, Terminal, TerminalError, TerminalTimeout, _FloodWait, _Tail
 
 
 @pytest.fixture
@@ -83,6 +85,25 @@ def test_wait_queued_answers_with_the_bytes_the_pty_holds():
         _speedups.wait_queued(controller, 10)  # closed
     with pytest.raises(ValueError, match="-1"):
         _speedups.wait_queued(-1, 10)
+
+
+def test_a_flood_wait_stops_asking_in_a_loop_once_a_loop_came_back_empty(monkeypatch):
+    monkeypatch.setattr(clive.terminal, "_SPIN_FIRST", True)  # as on two CPUs or more
+    controller, program = os.openpty()
+    pending = select.poll()
+    pending.register(controller, select.POLLIN)
+    try:
+        waiting = _FloodWait()
+        os.write(program, b"more")
+        assert waiting.more_soon(controller, pending, 1000) and waiting.spin
+        os.read(controller, 100)
+        assert not waiting.more_soon(controller, pending, 0)  # the program paused
+        assert not waiting.spin  # poll() alone from now on: the loop would only burn a CPU
+        os.write(program, b"again")
+        assert waiting.more_soon(controller, pending, 5000)
+    finally:
+        os.close(controller)
+        os.close(program)
 
 
 def test_multibyte_character_split_across_reads(tmp_path):
