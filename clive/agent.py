@@ -77,12 +77,15 @@ class Agent:
         *,
         budget: Budget | None = None,
         approve: Any = None,
+        cycles_before: int = 0,
     ) -> None:
         self.terminal = terminal
         self.executor = executor
         self.recorder = recorder
         self.budget = budget or Budget()
-        self.totals = Totals()
+        self.totals = Totals()  # of this run: the budget counts these
+        # A resumed session numbers its cycles on from the last one recorded, not from 1 again.
+        self.cycles_before = cycles_before
         self.approve = approve  # callable(Action) -> Action | None (None = rejected)
         self.started = time.monotonic()
         # The last screen the policy saw, per screen: coming back from vim to the shell, the diff is
@@ -138,6 +141,11 @@ class Agent:
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def cycle(self) -> int:
+        """The number of the last cycle recorded in the session (0 before the first)."""
+        return self.cycles_before + self.totals.cycles
+
     def _check_budget(self) -> None:
         b, t = self.budget, self.totals
         if self._stop.is_set():
@@ -178,7 +186,7 @@ class Agent:
         commands = self.terminal.commands_finished
         new_exit_code, self._commands_seen = commands != self._commands_seen, commands
         observation = Observation(
-            cycle=self.totals.cycles + 1,
+            cycle=self.cycle + 1,
             kind=kind,
             screen=screen,
             cursor=snap.cursor,
@@ -204,6 +212,10 @@ class Agent:
         if self.approve is not None and source == "policy":
             approved = self.approve(action)
             if approved is None:
+                if self._stop.is_set():
+                    # Closed while the action waited: nobody decided, so no cycle says it was refused,
+                    # and a resumed session proposes it again.
+                    raise AgentStopped("interrupted", "interrupted before the action was decided")
                 outcome = Outcome(False, "rejected by the person approving actions", refused=True)
                 self._finish_cycle(action, outcome, decision, observation, source)
                 return outcome
@@ -242,4 +254,4 @@ class Agent:
 
     def _record(self, type: str, **fields: Any) -> None:
         if self.recorder is not None:
-            self.recorder.event(type, self.totals.cycles, **fields)
+            self.recorder.event(type, self.cycle, **fields)

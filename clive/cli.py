@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--policy", choices=("scripted", "claude"), default="scripted")
     tui.add_argument("--workdir", type=Path, help="the folder or git repository to work on")
     tui.add_argument("--model", help="model for --policy claude")
+    tui.add_argument("--resume", metavar="SESSION",
+                     help="continue a co-pilot session that was quit, interrupted or killed")
     tui.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings go")
 
     sub.add_parser("demo", help="drive bash and vim in a real PTY and show what clive sees")
@@ -184,7 +186,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from clive.runner import RunOptions
         from clive.tui.live import run_live
 
-        policy = args.policy if args.playbook is not None else "human"
+        policy = args.policy if args.playbook is not None else "human"  # a resumed session keeps its own
         return run_live(RunOptions(playbook=args.playbook, policy=policy, sessions=args.sessions,
-                                   workdir=args.workdir, model=args.model))
+                                   workdir=args.workdir, model=args.model, resume=args.resume))
     return EXIT_USAGE

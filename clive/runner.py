@@ -136,8 +136,11 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
             resume_meta = json.loads((session_dir / "meta.json").read_text())
         except (OSError, ValueError) as exc:
             raise BadInput(f"cannot resume {options.resume}: meta.json unreadable ({exc})") from None
-        playbook_path = Path(options.playbook or resume_meta.get("playbook", ""))
+        recorded = resume_meta.get("playbook", "")
+        playbook_path = options.playbook or (None if recorded == "-" else Path(recorded))  # "-": free hand
         policy_name = resume_meta.get("policy", options.policy)
+        if policy_name == "human" and host is None:
+            raise BadInput(f"{options.resume} is a free-hand co-pilot session: `clive tui --resume {options.resume}`")
     else:
         if options.playbook is None and options.policy != "human":
             raise BadInput("a playbook is required (or --resume SESSION)")
@@ -200,6 +203,7 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
                 recorder,
                 budget=Budget(max_cycles=options.max_cycles, wall_seconds=pb.budget.wall_seconds),
                 approve=approve_on_stdin if options.approve and host is None else None,
+                cycles_before=recorder.last_cycle,
             )
             policy = make_policy(policy_name, pb, terminal, workdir, options.model)
             if resume_meta is not None and isinstance(policy, ScriptedPolicy):
@@ -308,7 +312,7 @@ def _experiments(
         ResultsTable(recorder.path / "results.tsv"),
         max_experiments=options.max_experiments,
         progress=Progress(options.max_experiments or pb.budget.max_experiments, metric_unit),
-        record_event=lambda type, **f: recorder.event(type, agent.totals.cycles, **f),
+        record_event=lambda type, **f: recorder.event(type, agent.cycle, **f),
     )
     if options.resume:
         loop.load_state()
@@ -323,7 +327,7 @@ def _experiments(
     chart = _chart(loop, recorder.path / "progress.png", pb)
     if chart:
         say(f"chart: {chart}")
-    recorder.event("end", agent.totals.cycles, status=_status(summary), summary=" | ".join(summary.lines(pb.direction)))
+    recorder.event("end", agent.cycle, status=_status(summary), summary=" | ".join(summary.lines(pb.direction)))
     status = _status(summary)
     if status == "failed":
         say(f"clive: {summary.stopped_because}")
@@ -341,7 +345,7 @@ def _status(summary: Summary) -> str:
 
 def _steps(agent: Agent, policy: Policy, say: Callable[[str], None]) -> tuple[int, str]:
     outcome: AgentOutcome = agent.run(policy)
-    agent.recorder.event("end", agent.totals.cycles, status=outcome.status, summary=outcome.summary)  # type: ignore[union-attr]
+    agent.recorder.event("end", agent.cycle, status=outcome.status, summary=outcome.summary)  # type: ignore[union-attr]
     say(f"{outcome.status}: {outcome.summary} ({outcome.cycles} cycles)")
     code = {"done": 0, "interrupted": 130}.get(outcome.status, 1)
     return code, outcome.status

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from clive.record import Recorder
+from clive.terminal import Terminal
+
 CLIVE = [sys.executable, "-m", "clive"]
 DATA = Path(__file__).parent / "data" / "tui-session"  # a recorded session
 
@@ -158,6 +161,62 @@ def test_claude_without_a_key_says_how_to_set_it(tmp_path):
     assert done.returncode == 1
     assert "ANTHROPIC_API_KEY is not set" in done.stderr and "--policy scripted" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+THREE_STEPS = """\
+---
+name: three
+steps:
+  - echo step-one
+  - echo step-two
+  - echo step-three
+---
+Three steps, each approved in the co-pilot.
+"""
+
+
+def _approve(term: Terminal, what: str) -> None:
+    """Wait until the co-pilot's bar proposes ``what``, then approve it."""
+    term.wait_screen(lambda snap: any("[waiting]" in line and what in line for line in snap.lines), timeout=60)
+    term.press("a")
+
+
+@pytest.mark.timeout(240)
+def test_the_copilot_quit_mid_run_resumes_where_it_stopped_and_numbers_cycles_on(tmp_path):
+    # The co-pilot as a person runs it, in a real PTY: approve a step, quit while the next one waits,
+    # then `clive tui --resume` proposes that one again (nobody decided it) and goes on.
+    (tmp_path / "three.md").write_text(THREE_STEPS)
+    with Terminal(cols=100, rows=30, cwd=tmp_path) as term:
+        term.type(f"{sys.executable} -m clive tui three.md --workdir {tmp_path}\r")
+        _approve(term, "echo step-one")
+        term.wait_screen(lambda snap: any("[waiting]" in line and "step-two" in line for line in snap.lines), timeout=60)
+        term.press("q")
+        term.wait_prompt(timeout=60)
+        assert term.run("echo $?").output.strip() == "130"
+        (session,) = (tmp_path / "sessions").iterdir()
+        assert json.loads((session / "meta.json").read_text())["status"] == "interrupted"
+        assert [c["action"].get("command") for c in _events(session) if c["type"] == "cycle"] == ["echo step-one"]
+
+        term.type(f"{sys.executable} -m clive tui --resume {session.name}\r")
+        for what in ("echo step-two", "echo step-three", '"type": "done"'):
+            _approve(term, what)
+        term.wait_screen(lambda snap: any("finished (exit 0)" in line for line in snap.lines), timeout=60)
+        term.press("q")
+        term.wait_prompt(timeout=60)
+        assert term.run("echo $?").output.strip() == "0"
+    cycles = [c for c in _events(session) if c["type"] == "cycle"]
+    assert [c["action"].get("command") for c in cycles[:3]] == ["echo step-one", "echo step-two", "echo step-three"]
+    assert [c["cycle"] for c in cycles] == list(range(1, len(cycles) + 1))
+    assert all(c["outcome"]["ok"] for c in cycles)
+    assert json.loads((session / "meta.json").read_text())["status"] == "done"
+
+
+def test_a_free_hand_session_resumes_in_the_copilot_not_headless(tmp_path):
+    recorder = Recorder.create(tmp_path / "sessions", {"playbook": "-", "policy": "human"}, 80, 24, secrets=[])
+    recorder.close("interrupted")
+    done = _clive("run", "--resume", recorder.id, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"clive: {recorder.id} is a free-hand co-pilot session: `clive tui --resume {recorder.id}`"
 
 
 @pytest.mark.parametrize("lines", ["a few", "many"])

@@ -301,13 +301,13 @@ def run_live(options: RunOptions, *, auto_approve: bool = False) -> int:
 
         def drive() -> int:
             assert app is not None
-            code, outcome["status"] = body(app.say)
-            return code
+            outcome["code"], outcome["status"] = body(app.say)
+            return outcome["code"]
 
         human = policy if isinstance(policy, HumanPolicy) else None
         app = LiveApp(terminal, agent, drive, recorder.path, auto_approve=auto_approve or human is not None,
                       human=human)
-        code = app.run()
+        app.run()
         if human is not None:
             app.finished.wait(5)  # the Done that closing sent is being recorded
         if not app.finished.is_set():
@@ -315,8 +315,10 @@ def run_live(options: RunOptions, *, auto_approve: bool = False) -> int:
             app.close_agent()
             terminal.type("\x03")
             app.finished.wait(10)
-            outcome.setdefault("status", "interrupted")
-            code = 130
-        return (code if isinstance(code, int) else 1), outcome.get("status", "failed")
+        if not app.finished.is_set():
+            return 130, "interrupted"
+        # What the run itself ended with, not the app's code: a person who quits while an action
+        # waits for approval leaves an interrupted run (130), whatever the app last showed.
+        return outcome.get("code", 1), outcome.get("status", "failed")
 
     return runner.run(options, host=host)
