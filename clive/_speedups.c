@@ -3,8 +3,9 @@
  * clive/fastfeed.py has the same checks in Python (_check_slice, _line_stats), and uses them where
  * this module was not built. They remove an SGR with one regex match each, about 85-130 ns: in a
  * coloured log (60,000 SGRs a megabyte) that was most of the reader's time. Here a megabyte takes
- * about a millisecond (1.1 ms coloured, 0.7 plain), its lines cut out included. tests/test_fastfeed.py
- * holds both to the same answers.
+ * about a millisecond (1.1 ms coloured, 0.7 plain), its lines cut out included. check_text does the
+ * same for text of one-cell characters that is not ASCII. tests/test_fastfeed.py holds both to the
+ * Python checks' answers.
  *
  * And wait_queued, the terminal reader's wait for a flood's next bytes (see _more_soon in
  * clive/terminal.py): a loop that must not hold the GIL, so C.
@@ -255,6 +256,138 @@ check_ascii(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* s[0:n] of one kind split at CR LF into str of that kind, as str.split("\r\n") splits it. */
+#define SPLIT_BODY(TYPE, KIND)                                                          \
+    {                                                                                   \
+        const TYPE *s = (const TYPE *)src;                                              \
+        PyObject *lines = PyList_New(0);                                                \
+        if (lines == NULL)                                                              \
+            return NULL;                                                                \
+        Py_ssize_t start = 0;                                                           \
+        for (Py_ssize_t j = 0; j <= n; j++) {                                           \
+            if (j < n && !(s[j] == '\n' && j > start && s[j - 1] == '\r'))              \
+                continue;                                                               \
+            Py_ssize_t end = j < n ? j - 1 : n;                                         \
+            PyObject *line = PyUnicode_FromKindAndData(KIND, s + start, end - start);   \
+            if (line == NULL || PyList_Append(lines, line) < 0) {                       \
+                Py_XDECREF(line);                                                       \
+                Py_DECREF(lines);                                                       \
+                return NULL;                                                            \
+            }                                                                           \
+            Py_DECREF(line);                                                            \
+            start = j + 1;                                                              \
+        }                                                                               \
+        return lines;                                                                   \
+    }
+
+static PyObject *split_ucs1(const void *src, Py_ssize_t n) SPLIT_BODY(Py_UCS1, PyUnicode_1BYTE_KIND)
+static PyObject *split_ucs2(const void *src, Py_ssize_t n) SPLIT_BODY(Py_UCS2, PyUnicode_2BYTE_KIND)
+
+/* check_text's pass over s[0:n]: copies it without SGRs into dst and counts wraps and the longest
+ * line; 1 when fast, 0 when not (None), -1 at a two-cell character (NotImplemented). */
+#define CHECK_BODY(TYPE)                                                                \
+    {                                                                                   \
+        const TYPE *s = (const TYPE *)src;                                              \
+        TYPE *out = (TYPE *)dst;                                                        \
+        Py_ssize_t w = 0, line_start = 0, i = 0, end;                                   \
+        while (i < n) {                                                                 \
+            Py_UCS4 ch = s[i];                                                          \
+            if (ch == 0x1b) {                                                           \
+                SGR_END(TYPE, s, n, i, end);                                            \
+                if (end < 0)                                                            \
+                    return 0;                                                           \
+                i = end;                                                                \
+                continue;                                                               \
+            }                                                                           \
+            if (ch == '\n') {                                                           \
+                if (w > line_start && out[w - 1] == '\r') {                             \
+                    Py_ssize_t len = w - 1 - line_start;                                \
+                    if (len > *longest)                                                 \
+                        *longest = len;                                                 \
+                    if (len > columns)                                                  \
+                        *wraps += (len - 1) / columns;                                  \
+                    line_start = w + 1;                                                 \
+                }                                                                       \
+            }                                                                           \
+            else if (ch != '\r' && ch != '\t' && ch != '\b') {                          \
+                unsigned char cells = ch < (Py_UCS4)nwidths ? widths[ch] : 0;           \
+                if (cells == 2)                                                         \
+                    return -1;                                                          \
+                if (cells != 1)                                                         \
+                    return 0;                                                           \
+            }                                                                           \
+            out[w++] = (TYPE)ch;                                                        \
+            i++;                                                                        \
+        }                                                                               \
+        Py_ssize_t len = w - line_start;                                                \
+        if (len > *longest)                                                             \
+            *longest = len;                                                             \
+        if (len > columns)                                                              \
+            *wraps += (len - 1) / columns;                                              \
+        *written = w;                                                                   \
+        return 1;                                                                       \
+    }
+
+#define CHECK_ARGS                                                                      \
+    (const void *src, Py_ssize_t n, void *dst, const unsigned char *widths, Py_ssize_t nwidths, \
+     Py_ssize_t columns, Py_ssize_t *written, Py_ssize_t *wraps, Py_ssize_t *longest)
+static int check_ucs1 CHECK_ARGS CHECK_BODY(Py_UCS1)
+static int check_ucs2 CHECK_ARGS CHECK_BODY(Py_UCS2)
+
+PyDoc_STRVAR(check_text_doc,
+"check_text(text, columns, widths, /)\n--\n\n"
+"check_ascii's answer for text that is not ASCII, (plain, None, lines, wraps, longest), where\n"
+"every character is one cell wide (``widths[ord(c)] == 1``), TAB, CR, LF, BS or part of an SGR;\n"
+"None where the fast paths do not take it; NotImplemented at a two-cell character or text with\n"
+"characters beyond the BMP, which fastfeed's Python checks answer for.");
+
+static PyObject *
+check_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyBytes_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "check_text() takes a str, the columns and the widths (bytes)");
+        return NULL;
+    }
+    PyObject *text = args[0];
+    Py_ssize_t columns = PyLong_AsSsize_t(args[1]);
+    if (columns == -1 && PyErr_Occurred())
+        return NULL;
+    if (columns < 1) {
+        PyErr_SetString(PyExc_ValueError, "check_text() needs columns >= 1");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    if (kind == PyUnicode_4BYTE_KIND)
+        Py_RETURN_NOTIMPLEMENTED;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const unsigned char *widths = (const unsigned char *)PyBytes_AS_STRING(args[2]);
+    Py_ssize_t nwidths = PyBytes_GET_SIZE(args[2]);
+    void *out = PyMem_Malloc((size_t)(n ? n : 1) * (size_t)kind);
+    if (out == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t w = 0, wraps = 0, longest = 0;
+    int fast = kind == PyUnicode_1BYTE_KIND
+        ? check_ucs1(PyUnicode_DATA(text), n, out, widths, nwidths, columns, &w, &wraps, &longest)
+        : check_ucs2(PyUnicode_DATA(text), n, out, widths, nwidths, columns, &w, &wraps, &longest);
+    PyObject *result = NULL;
+    if (fast < 0) {
+        result = Py_NewRef(Py_NotImplemented);
+    }
+    else if (fast == 0) {
+        result = Py_NewRef(Py_None);
+    }
+    else {
+        PyObject *plain = w == n ? Py_NewRef(text) : PyUnicode_FromKindAndData(kind, out, w);
+        PyObject *lines = kind == PyUnicode_1BYTE_KIND ? split_ucs1(out, w) : split_ucs2(out, w);
+        if (plain != NULL && lines != NULL)
+            result = Py_BuildValue("(OOOnn)", plain, Py_None, lines, wraps, longest);
+        Py_XDECREF(plain);
+        Py_XDECREF(lines);
+    }
+    PyMem_Free(out);
+    return result;
+}
+
 PyDoc_STRVAR(wait_queued_doc,
 "wait_queued(fd, microseconds, /)\n--\n\n"
 "The bytes terminal ``fd`` holds to read, asked (FIONREAD) again and again for up to ``microseconds``\n"
@@ -303,6 +436,7 @@ wait_queued(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef methods[] = {
     {"strip_sgr", (PyCFunction)strip_sgr, METH_O, strip_sgr_doc},
     {"check_ascii", (PyCFunction)(void (*)(void))check_ascii, METH_FASTCALL, check_ascii_doc},
+    {"check_text", (PyCFunction)(void (*)(void))check_text, METH_FASTCALL, check_text_doc},
     {"wait_queued", (PyCFunction)(void (*)(void))wait_queued, METH_FASTCALL, wait_queued_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -83,13 +83,28 @@ from clive.screen import STUB, ControlStrings, LineRows, ScreenModel, _line_text
 __all__ = ["CheckedText", "FastStream"]
 
 
+def _bmp_widths() -> bytes:
+    """The cells (pyte's `wcwidth`) of every BMP character, a byte each: 1 or 2, else 0 (controls,
+    combining characters, surrogates, unassigned)."""
+    table = bytearray(0x10000)
+    for cp in range(0x20, 0x10000):
+        if not 0xD800 <= cp < 0xE000:
+            cells = wcwidth(chr(cp))
+            if cells in (1, 2):
+                table[cp] = cells
+    return bytes(table)
+
+
+_WIDTHS = _bmp_widths()
+
+
 def _width_ranges(width: int) -> str:
     """A regex class body for every BMP character ``width`` cells wide (pyte's `wcwidth`), no controls."""
     # Only the BMP: a class with astral ranges cannot be compiled to a bitmap and gets slow.
     parts = []
     start = None
     for cp in range(0x20, 0x10001):
-        ok = cp < 0x10000 and not 0xD800 <= cp < 0xE000 and wcwidth(chr(cp)) == width
+        ok = cp < 0x10000 and _WIDTHS[cp] == width
         if ok and start is None:
             start = cp
         elif not ok and start is not None:
@@ -264,12 +279,13 @@ def _line_stats(lines: list[str], columns: int, stubs: bool) -> tuple[int, int]:
 def _checked_slice(seg: str, columns: int) -> tuple[str, bytes | None, list[str], tuple[int, int] | None] | None:
     """``_check_slice`` of ``seg``, that text split at CR LF, and ``_line_stats`` of those lines at
     ``columns`` (None for columns 0); None unless the fast paths take ``seg``."""
-    if _speedups is not None and columns > 0 and seg.isascii():
-        found = _speedups.check_ascii(seg, columns)
+    if _speedups is not None and columns > 0:
+        found = _speedups.check_ascii(seg, columns) if seg.isascii() else _speedups.check_text(seg, columns, _WIDTHS)
         if found is None:
             return None
-        plain, controls, lines, wraps, longest = found
-        return plain, controls, lines, (wraps, longest)
+        if found is not NotImplemented:  # two-cell characters, or beyond the BMP: the checks below
+            plain, controls, lines, wraps, longest = found
+            return plain, controls, lines, (wraps, longest)
     checked = _check_slice(seg)
     if checked is None:
         return None
