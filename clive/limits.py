@@ -118,6 +118,41 @@ def _hierarchies() -> list[_Hierarchy]:
     return found
 
 
+def usable_cpus() -> float:
+    """How many CPUs this process may keep busy: those it may run on, and below that any CPU quota
+    its cgroups set (as a container's --cpus does), the tightest on the way to the root."""
+    cpus = float(len(os.sched_getaffinity(0)))
+    for h in _hierarchies():
+        if h.version == 2 or "cpu" in h.controllers:
+            quota = _cpu_quota(h.own, h.mount, h.version)
+            if quota is not None:
+                cpus = min(cpus, quota)
+    return cpus
+
+
+def _cpu_quota(own: Path, mount: Path, version: int) -> float | None:
+    """The tightest CPU quota, in CPUs, set in ``own`` or a cgroup above it up to ``mount``; None if none
+    (cgroup v2 ``cpu.max``: "max 100000" or "150000 100000"; v1 ``cpu.cfs_quota_us``, -1 for none,
+    over ``cpu.cfs_period_us``)."""
+    tightest = None
+    path = own
+    while True:
+        try:
+            if version == 2:
+                quota, _, period = (path / "cpu.max").read_text().strip().partition(" ")
+                share = None if quota == "max" else int(quota) / int(period)
+            else:
+                quota_us = int((path / "cpu.cfs_quota_us").read_text())
+                share = None if quota_us < 0 else quota_us / int((path / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError, ZeroDivisionError):
+            share = None
+        if share is not None and share > 0 and (tightest is None or share < tightest):
+            tightest = share
+        if path == mount or mount not in path.parents:
+            return tightest
+        path = path.parent
+
+
 def _write(path: Path, value: str) -> bool:
     try:
         path.write_text(value)

@@ -27,7 +27,7 @@ import pyte
 from clive import procs, shell, termstate
 from clive.fastfeed import CheckedText, FastStream
 from clive.keys import parse_keys
-from clive.limits import Cgroup, Enforcement, Limits, Watchdog, apply_in_child, child_setup
+from clive.limits import Cgroup, Enforcement, Limits, Watchdog, apply_in_child, child_setup, usable_cpus
 from clive.plaintext import render_output
 from clive.sandbox import Sandbox, SandboxError, detach_terminal
 from clive.screen import ControlStrings, ScreenModel, Snapshot, TerminalScreen
@@ -872,9 +872,9 @@ class _FloodWait:
     flood benchmark went from 60-65 MB/s to 80-95. Once a loop has come back empty, the program
     writes slower than that, and looping would only burn a CPU: poll() alone for the rest of the
     window (a program writing 4 KB every 0.2 ms took 85% of a core with the loop every time, 55%
-    without). Not on one CPU, where the loop would take the time the program and the kernel's
-    worker need (the 10 MB flood pinned to one CPU: 56 MB/s without the loop, 48 with it), nor
-    where the extension is not built."""
+    without). Not on one CPU (or a cgroup's quota of less than two), where the loop would take the
+    time the program and the kernel's worker need (the 10 MB flood pinned to one CPU: 56 MB/s without
+    the loop, 48 with it), nor where the extension is not built."""
 
     __slots__ = ("spin",)
 
@@ -893,8 +893,9 @@ class _FloodWait:
         return bool(pending.poll(wait))
 
 
-# Whether _FloodWait asks in a loop first: the C loop is built and this process runs on two CPUs or more.
-_SPIN_FIRST = _speedups is not None and len(os.sched_getaffinity(0)) > 1
+# Whether _FloodWait asks in a loop first: the C loop is built and this process may keep two CPUs or
+# more busy (its affinity, and any CPU quota of its cgroups).
+_SPIN_FIRST = _speedups is not None and usable_cpus() >= 2
 
 
 def _queued(fd: int, count: array.array, pending: select.poll) -> bool:

@@ -189,7 +189,7 @@ def test_the_copilot_quit_mid_run_resumes_where_it_stopped_and_numbers_cycles_on
     with Terminal(cols=100, rows=30, cwd=tmp_path) as term:
         term.type(f"{sys.executable} -m clive tui three.md --workdir {tmp_path}\r")
         _approve(term, "echo step-one")
-        term.wait_screen(lambda snap: any("[waiting]" in line and "step-two" in line for line in snap.lines), timeout=60)
+        term.wait_screen(lambda snap: any("[waiting]" in ln and "step-two" in ln for ln in snap.lines), timeout=60)
         term.press("q")
         term.wait_prompt(timeout=60)
         assert term.run("echo $?").output.strip() == "130"
@@ -216,7 +216,8 @@ def test_a_free_hand_session_resumes_in_the_copilot_not_headless(tmp_path):
     recorder.close("interrupted")
     done = _clive("run", "--resume", recorder.id, cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr.strip() == f"clive: {recorder.id} is a free-hand co-pilot session: `clive tui --resume {recorder.id}`"
+    hint = f"`clive tui --resume {recorder.id}`"
+    assert done.stderr.strip() == f"clive: {recorder.id} is a free-hand co-pilot session: {hint}"
 
 
 @pytest.mark.parametrize("lines", ["a few", "many"])

@@ -384,7 +384,10 @@ def test_the_c_checks_answer_as_the_python_ones(text: str, columns: int) -> None
     with checks_in("python"):
         want = fastfeed._checked_slice(text, columns)
     assert fastfeed._checked_slice(text, columns) == want
-    found = speedups.check_ascii(text, columns) if text.isascii() else speedups.check_text(text, columns, fastfeed._WIDTHS)
+    if text.isascii():
+        found = speedups.check_ascii(text, columns)
+    else:
+        found = speedups.check_text(text, columns, fastfeed._WIDTHS)
     if found is not NotImplemented:  # check_text leaves two-cell characters to the Python checks
         assert found == (None if want is None else (*want[:3], *want[3]))
     # Every ESC the regex leaves starts no SGR, and makes the C version give up.

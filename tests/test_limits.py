@@ -204,3 +204,60 @@ def test_cgroup_is_removed_when_the_terminal_closes(tmp_path):
 def test_enforcement_says_what_is_enforced():
     text = limits_module.Enforcement(None, "cgroup v2 memory.max", None, "session").describe()
     assert text == "processes: not enforced; memory: cgroup v2 memory.max; cleanup: session"
+
+
+def test_a_cpu_quota_is_read_as_the_tightest_on_the_way_up(tmp_path):
+    # The files as the kernel writes them, in folders standing for a cgroup and its parents.
+    v2 = tmp_path / "v2"
+    (v2 / "box" / "job").mkdir(parents=True)
+    (v2 / "cpu.max").write_text("max 100000\n")
+    (v2 / "box" / "cpu.max").write_text("150000 100000\n")  # --cpus=1.5 on the container
+    (v2 / "box" / "job" / "cpu.max").write_text("max 100000\n")
+    assert limits_module._cpu_quota(v2 / "box" / "job", v2, 2) == 1.5
+    (v2 / "box" / "job" / "cpu.max").write_text("50000 100000\n")
+    assert limits_module._cpu_quota(v2 / "box" / "job", v2, 2) == 0.5
+    v1 = tmp_path / "v1"
+    (v1 / "job").mkdir(parents=True)
+    for folder, quota in ((v1, "-1"), (v1 / "job", "200000")):
+        (folder / "cpu.cfs_quota_us").write_text(quota + "\n")
+        (folder / "cpu.cfs_period_us").write_text("100000\n")
+    assert limits_module._cpu_quota(v1 / "job", v1, 1) == 2.0
+    assert limits_module._cpu_quota(v1, v1, 1) is None  # -1: no quota
+    assert limits_module._cpu_quota(tmp_path / "none", tmp_path, 2) is None  # no files: no quota
+
+
+def _cpu_cgroup(name: str) -> tuple[Path, int] | None:
+    """A new cgroup with the cpu controller where this machine lets us make one."""
+    for h in limits_module._hierarchies():
+        try:
+            if h.version == 2 and "cpu" not in (h.own / "cgroup.subtree_control").read_text().split():
+                continue
+            if h.version == 1 and "cpu" not in h.controllers:
+                continue
+            path = h.own / name
+            path.mkdir()
+            return path, h.version
+        except OSError:
+            continue
+    return None
+
+
+def test_a_process_under_a_cpu_quota_of_half_a_cpu_does_not_spin_on_floods():
+    made = _cpu_cgroup(f"clive-test-{os.getpid()}")
+    if made is None:
+        pytest.skip("no cgroup with the cpu controller can be made here")
+    path, version = made
+    try:
+        if version == 2:
+            (path / "cpu.max").write_text("50000 100000")
+        else:
+            (path / "cpu.cfs_period_us").write_text("100000")
+            (path / "cpu.cfs_quota_us").write_text("50000")
+        probe = "from clive import limits, terminal; print(limits.usable_cpus(), terminal._SPIN_FIRST)"
+        done = subprocess.run(
+            ["sh", "-c", f'echo $$ > "{path}/cgroup.procs" && exec "$0" -c "$1"', sys.executable, probe],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert done.stdout.split() == ["0.5", "False"]
+    finally:
+        path.rmdir()
