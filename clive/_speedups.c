@@ -150,6 +150,31 @@ split_lines(const Py_UCS1 *s, Py_ssize_t n)
     }
 }
 
+/* A line of ``len`` cells written from column 0: the rows it takes beyond one at ``columns``, and
+ * whether it is the longest so far. */
+static inline void
+count_line(Py_ssize_t len, Py_ssize_t columns, Py_ssize_t *wraps, Py_ssize_t *longest)
+{
+    if (len > *longest)
+        *longest = len;
+    if (len > columns)
+        *wraps += (len - 1) / columns;
+}
+
+/* The columns argument of the checks: >= 1; -1 with an exception set otherwise. */
+static Py_ssize_t
+columns_arg(PyObject *arg, const char *function)
+{
+    Py_ssize_t columns = PyLong_AsSsize_t(arg);
+    if (columns == -1 && PyErr_Occurred())
+        return -1;
+    if (columns < 1) {
+        PyErr_Format(PyExc_ValueError, "%s() needs columns >= 1", function);
+        return -1;
+    }
+    return columns;
+}
+
 PyDoc_STRVAR(check_ascii_doc,
 "check_ascii(text, columns, /)\n--\n\n"
 "For ASCII ``text``: None unless it is all printable text, TAB, CR, LF, BS and SGRs (what\n"
@@ -166,13 +191,9 @@ check_ascii(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *text = args[0];
-    Py_ssize_t columns = PyLong_AsSsize_t(args[1]);
-    if (columns == -1 && PyErr_Occurred())
+    Py_ssize_t columns = columns_arg(args[1], "check_ascii");
+    if (columns < 0)
         return NULL;
-    if (columns < 1) {
-        PyErr_SetString(PyExc_ValueError, "check_ascii() needs columns >= 1");
-        return NULL;
-    }
     if (!PyUnicode_IS_ASCII(text)) {
         PyErr_SetString(PyExc_ValueError, "check_ascii() takes ASCII text");
         return NULL;
@@ -216,11 +237,7 @@ check_ascii(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             /* CR LF ends a line, whatever SGRs stood between them; a CR LF ends with its LF, so a CR
              * just before this LF is never part of the pair before. */
             if (w > line_start && out[w - 1] == '\r') {
-                Py_ssize_t len = w - 1 - line_start;
-                if (len > longest)
-                    longest = len;
-                if (len > columns)
-                    wraps += (len - 1) / columns;
+                count_line(w - 1 - line_start, columns, &wraps, &longest);
                 line_start = w + 1;
             }
             out[w++] = ch;
@@ -237,11 +254,7 @@ check_ascii(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         result = Py_NewRef(Py_None);
     }
     else {
-        Py_ssize_t len = w - line_start;  /* the last line, after the last CR LF */
-        if (len > longest)
-            longest = len;
-        if (len > columns)
-            wraps += (len - 1) / columns;
+        count_line(w - line_start, columns, &wraps, &longest);  /* the last line, after the last CR LF */
         PyObject *plain = w == n ? Py_NewRef(text) : PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, out, w);
         PyObject *controls = PyBytes_FromStringAndSize((const char *)ctl, c);
         PyObject *lines = split_lines(out, w);
@@ -256,7 +269,9 @@ check_ascii(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
-/* s[0:n] of one kind split at CR LF into str of that kind, as str.split("\r\n") splits it. */
+/* s[0:n] of one kind split at CR LF into str of that kind, as str.split("\r\n") splits it. ASCII
+ * text has split_lines, which is twice as fast there (memchr, and no scan for the widest character):
+ * 1.5 ms a megabyte of checks with this one, against 0.7-1.1. */
 #define SPLIT_BODY(TYPE, KIND)                                                          \
     {                                                                                   \
         const TYPE *s = (const TYPE *)src;                                              \
@@ -301,11 +316,7 @@ static PyObject *split_ucs2(const void *src, Py_ssize_t n) SPLIT_BODY(Py_UCS2, P
             }                                                                           \
             if (ch == '\n') {                                                           \
                 if (w > line_start && out[w - 1] == '\r') {                             \
-                    Py_ssize_t len = w - 1 - line_start;                                \
-                    if (len > *longest)                                                 \
-                        *longest = len;                                                 \
-                    if (len > columns)                                                  \
-                        *wraps += (len - 1) / columns;                                  \
+                    count_line(w - 1 - line_start, columns, wraps, longest);            \
                     line_start = w + 1;                                                 \
                 }                                                                       \
             }                                                                           \
@@ -319,11 +330,7 @@ static PyObject *split_ucs2(const void *src, Py_ssize_t n) SPLIT_BODY(Py_UCS2, P
             out[w++] = (TYPE)ch;                                                        \
             i++;                                                                        \
         }                                                                               \
-        Py_ssize_t len = w - line_start;                                                \
-        if (len > *longest)                                                             \
-            *longest = len;                                                             \
-        if (len > columns)                                                              \
-            *wraps += (len - 1) / columns;                                              \
+        count_line(w - line_start, columns, wraps, longest);                            \
         *written = w;                                                                   \
         return 1;                                                                       \
     }
@@ -349,13 +356,9 @@ check_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *text = args[0];
-    Py_ssize_t columns = PyLong_AsSsize_t(args[1]);
-    if (columns == -1 && PyErr_Occurred())
+    Py_ssize_t columns = columns_arg(args[1], "check_text");
+    if (columns < 0)
         return NULL;
-    if (columns < 1) {
-        PyErr_SetString(PyExc_ValueError, "check_text() needs columns >= 1");
-        return NULL;
-    }
     int kind = PyUnicode_KIND(text);
     if (kind == PyUnicode_4BYTE_KIND)
         Py_RETURN_NOTIMPLEMENTED;
