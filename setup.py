@@ -3,4 +3,4 @@
 from setuptools import Extension, setup
 
 # optional: where it cannot be built (no compiler), clive runs the same checks in Python, slower.
-setup(ext_modules=[Extension("clive._speedups", ["clive/_speedups.c"], optional=True)])
+setup(ext_modules=[Extension("clive.terminal._speedups", ["clive/terminal/_speedups.c"], optional=True)])

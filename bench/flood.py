@@ -35,9 +35,8 @@ import pexpect
 import pyte
 
 from bench._tmux import Tmux
-from clive import fastfeed
-from clive.fastfeed import FastStream
-from clive.terminal import Terminal
+from clive.terminal import Terminal, fastcheck
+from clive.terminal.fastfeed import FastStream
 
 MB = 1_000_000
 MARK = "FLOOD_DONE"
@@ -267,7 +266,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     if not shutil.which("tmux"):
         raise RuntimeError("tmux is not installed")
     rows: list[dict[str, Any]] = []
-    checks = "C" if fastfeed._speedups is not None else "Python (clive._speedups is not built)"
+    checks = "C" if fastcheck._speedups is not None else "Python (clive.terminal._speedups is not built)"
     print(f"flood: FastStream's checks in {checks}", file=sys.stderr, flush=True)
     rss_of: dict[int, float] = {}  # peak RSS of a process showing one coloured flood, by size
     with tempfile.TemporaryDirectory(prefix="clive-flood-") as tmp, Tmux(Path(tmp)) as tmux:

@@ -31,9 +31,8 @@ from typing import Any
 
 import pyte
 
-from clive import keyframes
-from clive.record import Recorder, SessionReader
-from clive.screen import ScreenModel
+from clive.session import Recorder, SessionReader, keyframes
+from clive.terminal.screen import ScreenModel
 
 SECRETS = ["sk-ant-bench-0123456789abcdef", "ghp_benchmarktoken0123456789"]
 NONCE = "5f0c1d9e8a7b6c5d4e3f2a1b0c9d8e7f"

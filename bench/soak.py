@@ -13,10 +13,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from clive.actions import Keys, Run, Wait
 from clive.agent import Agent
-from clive.executor import Executor
-from clive.record import Recorder
+from clive.agent.actions import Keys, Run, Wait
+from clive.agent.executor import Executor
+from clive.session import Recorder
 from clive.terminal import Terminal
 
 

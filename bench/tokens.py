@@ -15,9 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from clive.actions import Keys, Run, Wait
 from clive.agent import Agent
-from clive.executor import Executor
+from clive.agent.actions import Keys, Run, Wait
+from clive.agent.executor import Executor
 from clive.terminal import Terminal
 
 KERNEL = """#include <stdio.h>

@@ -34,7 +34,7 @@ from textual import events
 from textual._compositor import CompositorUpdate
 from textual.pilot import Pilot
 
-from clive.record import Recorder, SessionReader
+from clive.session import Recorder, SessionReader
 from clive.tui.replay import ReplayApp
 
 SIZE = (120, 40)

@@ -104,11 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    from clive.checkpoint import WorkspaceError
-    from clive.playbook import PlaybookError
-    from clive.policy import PolicyError
-    from clive.record import SessionError
-    from clive.runner import BadInput, RunFailed
+    from clive.agent.policy import PolicyError
+    from clive.experiments.playbook import PlaybookError
+    from clive.experiments.runner import BadInput, RunFailed
+    from clive.experiments.workspace import WorkspaceError
+    from clive.session import SessionError
     from clive.terminal import TerminalError
 
     try:
@@ -139,7 +139,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_demo()
     if args.command == "run":
-        from clive.runner import RunOptions, run
+        from clive.experiments.runner import RunOptions, run
 
         options = RunOptions(
             playbook=args.playbook,
@@ -160,7 +160,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return run_live(options, auto_approve=True)
         return run(options)
     if args.command == "sessions":
-        from clive.record import format_sessions, list_sessions
+        from clive.session import format_sessions, list_sessions
 
         summaries = list_sessions(args.sessions)
         if not summaries:
@@ -169,7 +169,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(line)
         return EXIT_OK
     if args.command == "replay":
-        from clive.record import SessionReader, format_timeline, resolve_session
+        from clive.session import SessionReader, format_timeline, resolve_session
 
         session_dir = resolve_session(args.session, args.sessions)
         if not args.print_:
@@ -183,7 +183,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"clive: {problem}", file=sys.stderr)
         return EXIT_OK
     if args.command == "tui":
-        from clive.runner import RunOptions
+        from clive.experiments.runner import RunOptions
         from clive.tui.live import run_live
 
         policy = args.policy if args.playbook is not None else "human"  # a resumed session keeps its own

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from clive import runner
+from clive.experiments import runner
 from clive.tui.live import LiveApp
 
 DOCS = Path(__file__).resolve().parent

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from clive.actions import Done, EditFile, Keys, ReadFile, Run, Wait, WriteFile, parse_action
 from clive.agent import Agent, Budget
-from clive.executor import Executor
-from clive.guard import CommandGuard
-from clive.playbook import Expect
-from clive.policies.scripted import ScriptedPolicy
-from clive.policy import Decision, InvalidReply, Observation, Usage
+from clive.agent.actions import Done, EditFile, Keys, ReadFile, Run, Wait, WriteFile, parse_action
+from clive.agent.executor import Executor
+from clive.agent.policy import Decision, InvalidReply, Observation, Usage
+from clive.experiments.playbook import Expect
+from clive.experiments.scripted import ScriptedPolicy
+from clive.safety.guard import CommandGuard
 from clive.terminal import Terminal
 
 C_PROGRAM_STEPS = [
@@ -169,7 +169,7 @@ def test_too_many_invalid_replies_in_a_row_stop_the_loop(world):
 
 def test_actions_round_trip_through_json():
     for action in [*C_PROGRAM_STEPS, ReadFile("a", 1, 2), Done("ok")]:
-        from clive.actions import action_to_dict
+        from clive.agent.actions import action_to_dict
 
         assert parse_action(action_to_dict(action)) == action
 

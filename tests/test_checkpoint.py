@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clive.checkpoint import CheckpointRef, Workspace, WorkspaceError
+from clive.experiments.workspace import CheckpointRef, Workspace, WorkspaceError
 
 # --- a small real world -------------------------------------------------------------------
 

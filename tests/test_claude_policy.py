@@ -19,10 +19,10 @@ from fakeapi import (
     tool_use,
 )
 
-from clive.actions import ACTION_TYPES, Done, Keys, Run, Wait, WriteFile, parse_action
-from clive.policies.claude import ClaudePolicy
-from clive.policies.tools import TOOLS
-from clive.policy import InvalidReply, Observation, PolicyError
+from clive.agent.actions import ACTION_TYPES, Done, Keys, Run, Wait, WriteFile, parse_action
+from clive.agent.policies.claude import ClaudePolicy
+from clive.agent.policies.tools import TOOLS
+from clive.agent.policy import InvalidReply, Observation, PolicyError
 
 
 @pytest.fixture(autouse=True)

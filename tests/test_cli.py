@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from clive.record import Recorder
+from clive.session import Recorder
 from clive.terminal import Terminal
 
 CLIVE = [sys.executable, "-m", "clive"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clive.experiment import RESULTS_HEADER, ResultsTable
+from clive.experiments.results import RESULTS_HEADER, ResultsTable
 
 EXPERIMENTS = 6
 

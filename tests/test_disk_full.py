@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from clive.experiment import ResultsTable
-from clive.record import SessionReader
+from clive.experiments.results import ResultsTable
+from clive.session import SessionReader
 
 PLAYBOOK = """\
 ---

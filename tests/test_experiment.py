@@ -12,7 +12,7 @@ import pytest
 from fakeapi import FakeMessagesAPI, tool_use
 
 from clive.cli import main
-from clive.experiment import ResultsTable
+from clive.experiments.results import ResultsTable
 
 # params.py is read as text, not imported: a stale .pyc of a same-size edit would hide the change.
 READ_MODE = "import re, sys, time\nMODE = re.search(r'MODE = \"(\\w+)\"', open('params.py').read()).group(1)\n"

@@ -18,15 +18,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import clive.terminal
-from clive import fastfeed
-from clive.fastfeed import CheckedText, FastStream, _apply_sgr
-from clive.screen import ControlStrings, ScreenModel
-from clive.terminal import Terminal
+from clive.terminal import Terminal, fastcheck, reading
+from clive.terminal.fastfeed import CheckedText, FastStream
+from clive.terminal.fastrows import _apply_sgr
+from clive.terminal.screen import ControlStrings, ScreenModel, TerminalScreen
 
 EXAMPLES = int(os.environ.get("CLIVE_HYPOTHESIS_EXAMPLES", "300"))
-# The screen model, and the Terminal's own subclass of it when there is one.
-SCREENS = [ScreenModel, *[cls for cls in [getattr(clive.terminal, "_Screen", None)] if cls is not None]]
+# The screen model, and the Terminal's own subclass of it.
+SCREENS = [ScreenModel, TerminalScreen]
 PROPERTY = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -350,19 +349,19 @@ def test_any_chunking_gives_the_screen_of_one_feed(session: Any, data: st.DataOb
 @contextlib.contextmanager
 def checks_in(language: str) -> Iterator[None]:
     """FastStream's checks in C (clive/_speedups.c) or in Python (where the extension is not built)."""
-    built = fastfeed._speedups
+    built = fastcheck._speedups
     if language == "python":
-        fastfeed._speedups = None
+        fastcheck._speedups = None
     try:
         yield
     finally:
-        fastfeed._speedups = built
+        fastcheck._speedups = built
 
 
 def test_the_c_checks_are_built() -> None:
     """pip install builds clive/_speedups.c (with gcc, which the tests need anyway); the tests below run
     FastStream with it, and again without it."""
-    assert fastfeed._speedups is not None, "clive._speedups is not built: pip install -e . with a C compiler"
+    assert fastcheck._speedups is not None, "clive.terminal._speedups is not built: pip install -e . with a C compiler"
 
 
 # Text to check: anything, the byte streams above decoded, and dense mixes of SGRs, their pieces and controls.
@@ -379,19 +378,19 @@ _texts = st.one_of(
 @PROPERTY
 @given(text=_texts, columns=st.integers(1, 100))
 def test_the_c_checks_answer_as_the_python_ones(text: str, columns: int) -> None:
-    speedups = fastfeed._speedups
+    speedups = fastcheck._speedups
     assert speedups is not None
     with checks_in("python"):
-        want = fastfeed._checked_slice(text, columns)
-    assert fastfeed._checked_slice(text, columns) == want
+        want = fastcheck._checked_slice(text, columns)
+    assert fastcheck._checked_slice(text, columns) == want
     if text.isascii():
         found = speedups.check_ascii(text, columns)
     else:
-        found = speedups.check_text(text, columns, fastfeed._WIDTHS)
+        found = speedups.check_text(text, columns, fastcheck._WIDTHS)
     if found is not NotImplemented:  # check_text leaves two-cell characters to the Python checks
         assert found == (None if want is None else (*want[:3], *want[3]))
     # Every ESC the regex leaves starts no SGR, and makes the C version give up.
-    plain = fastfeed._SGR.sub("", text)
+    plain = fastcheck.SGR.sub("", text)
     assert speedups.strip_sgr(text) == (None if "\x1b" in plain else plain)
 
 
@@ -408,8 +407,8 @@ def test_long_chunks_checked_in_slices_give_the_screen_of_one_feed(
     screen, cols, rows, history, ops = session
     reference = Fed(cols, rows, history, pyte.Stream, screen)
     fast = Fed(cols, rows, history, FastStream, screen)
-    slice_before = fastfeed._SLICE
-    fastfeed._SLICE = data.draw(st.sampled_from([1, 2, 5, 16, 64, 300]))
+    slice_before = fastcheck._SLICE
+    fastcheck._SLICE = data.draw(st.sampled_from([1, 2, 5, 16, 64, 300]))
     try:
         with checks_in(checks):
             for segment in _between_resizes(ops, reference, fast):
@@ -429,7 +428,7 @@ def test_long_chunks_checked_in_slices_give_the_screen_of_one_feed(
                     columns = data.draw(st.sampled_from([width, width, width + 1, 0]))
                     fast.feed_checked(chunks, [data.draw(st.booleans()) for _ in chunks], columns)
     finally:
-        fastfeed._SLICE = slice_before
+        fastcheck._SLICE = slice_before
     assert_same(reference, fast)
 
 
@@ -596,12 +595,12 @@ def test_a_flood_in_slices_that_ends_with_escapes_keeps_its_skipped_part() -> No
     data = flood_with_loose_ends(100_000, seed=3) + b"\x1b]0;title\x07\x1b[2;5Hmoved\x1b[K\r\nprompt$ "
     reference, fast = Fed(80, 24, 50, pyte.Stream), Fed(80, 24, 50, FastStream)
     reference.feed(data)
-    slice_before = fastfeed._SLICE
-    fastfeed._SLICE = 1000
+    slice_before = fastcheck._SLICE
+    fastcheck._SLICE = 1000
     try:
         fast.feed(data)
     finally:
-        fastfeed._SLICE = slice_before
+        fastcheck._SLICE = slice_before
     assert_same(reference, fast)
 
 
@@ -674,7 +673,7 @@ def test_a_terminal_reading_a_flood_in_windows_ends_with_the_screen_pyte_makes_o
     # A flood long enough that the reader takes it in windows of many reads, and FastStream skips
     # the lines that scroll out of the history: the result is pyte's for the very same bytes. The
     # reader waits for the next bytes as it does on two CPUs or more, and as on one.
-    monkeypatch.setattr(clive.terminal, "_SPIN_FIRST", waits == "asking in a loop")
+    monkeypatch.setattr(reading, "SPIN_FIRST", waits == "asking in a loop")
     flood = tmp_path / "flood.txt"
     data = flood_with_loose_ends(3_000_000, seed=8) if kind == "coloured" else cjk_flood(600_000, seed=8)
     flood.write_bytes(data.replace(b"\r\n", b"\n"))

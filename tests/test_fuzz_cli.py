@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from clive.cli import main
-from clive.playbook import PlaybookError, load_playbook
+from clive.experiments.playbook import PlaybookError, load_playbook
 
 FIELDS = ["name", "workdir", "setup", "eval", "metric", "direction", "check", "budget", "repeats",
           "noise", "editable", "readonly", "stop", "search", "steps", "requires", "model", "colour"]

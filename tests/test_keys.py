@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clive.keys import UnknownKey, parse_keys
+from clive.terminal.keys import UnknownKey, parse_keys
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from clive import limits as limits_module
-from clive.limits import Limits
+from clive.safety import limits as limits_module
+from clive.safety.limits import Limits
 from clive.terminal import Terminal
 
 # Each child blocks on a pipe until the parent is done; at most 200 forks, whatever the limits do.
@@ -140,8 +140,8 @@ VICTIM = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from clive import limits
-    from clive.sandbox import Sandbox
+    from clive.safety import limits
+    from clive.safety.sandbox import Sandbox
     from clive.terminal import Terminal
     tag, mode, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     if mode == "no-cgroup":
@@ -253,7 +253,10 @@ def test_a_process_under_a_cpu_quota_of_half_a_cpu_does_not_spin_on_floods():
         else:
             (path / "cpu.cfs_period_us").write_text("100000")
             (path / "cpu.cfs_quota_us").write_text("50000")
-        probe = "from clive import limits, terminal; print(limits.usable_cpus(), terminal._SPIN_FIRST)"
+        probe = (
+            "from clive.safety import limits; from clive.terminal import reading; "
+            "print(limits.usable_cpus(), reading.SPIN_FIRST)"
+        )
         done = subprocess.run(
             ["sh", "-c", f'echo $$ > "{path}/cgroup.procs" && exec "$0" -c "$1"', sys.executable, probe],
             capture_output=True, text=True, timeout=60, check=True,

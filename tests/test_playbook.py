@@ -11,8 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clive.actions import Keys, Run, Wait
-from clive.playbook import (
+from clive.agent.actions import Keys, Run, Wait
+from clive.experiments.playbook import (
     Budget,
     Expect,
     Move,

@@ -17,14 +17,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clive import keyframes
-from clive.record import (
+from clive.session import (
     REDACTED,
     Recorder,
     SessionError,
     SessionReader,
     format_sessions,
     format_timeline,
+    keyframes,
     list_sessions,
     new_session_id,
     resolve_session,
@@ -257,8 +257,8 @@ def test_replay_draws_what_the_live_terminal_drew_past_odd_sequences(tmp_path):
 CHILD = textwrap.dedent(
     """
     import os, sys
-    from clive.record import Recorder
-    from clive.cast import encode_line
+    from clive.session import Recorder
+    from clive.session.cast import encode_line
 
     rec = Recorder.create(sys.argv[1], {"playbook": "loop.md", "policy": "scripted"}, 80, 24,
                           secrets=[], fsync_interval=None)
@@ -354,7 +354,7 @@ def test_sigkill_mid_session_loses_at_most_the_cycle_in_flight(tmp_path):
 FULL_DISK = textwrap.dedent(
     """
     import resource, signal, sys
-    from clive.record import Recorder, SessionError
+    from clive.session import Recorder, SessionError
     from clive.terminal import Terminal
 
     rec = Recorder.create(sys.argv[1], {}, 80, 24, secrets=[])

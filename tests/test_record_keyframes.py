@@ -20,8 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clive import keyframes
-from clive.record import REDACTED, Recorder, SessionReader
+from clive.session import REDACTED, Recorder, SessionReader, keyframes
 from clive.terminal import Terminal
 
 
@@ -377,8 +376,8 @@ def test_a_secret_put_together_on_the_screen_reaches_no_keyframe(tmp_path, dense
 CHILD = textwrap.dedent(
     """
     import sys
-    from clive import keyframes
-    from clive.record import Recorder
+    from clive.session import keyframes
+    from clive.session import Recorder
 
     keyframes.KEYFRAME_START = 0
     keyframes.KEYFRAME_LAG = 0  # this loop never waits: keyframes as it goes, not once it waits

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clive.sandbox import Sandbox
+from clive.safety.sandbox import Sandbox
 from clive.terminal import Terminal, TerminalError
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")

@@ -8,7 +8,7 @@ import pyte
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clive.screen import History, LineRows, ScreenModel, Snapshot, numbered_rows, rows_pattern
+from clive.terminal.screen import History, LineRows, ScreenModel, Snapshot, numbered_rows, rows_pattern
 
 
 def _feed(screen: ScreenModel, text: str) -> ScreenModel:

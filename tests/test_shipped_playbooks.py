@@ -11,7 +11,7 @@ import pytest
 from fakeapi import FakeMessagesAPI, tool_use
 
 from clive.cli import main
-from clive.experiment import ResultsTable
+from clive.experiments.results import ResultsTable
 
 PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
 

@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-import clive.terminal
-from clive import procs
-from clive.terminal import CAPTURE_LIMIT, Terminal, TerminalError, TerminalTimeout, _FloodWait, _Tail
+from clive.safety import procs
+from clive.terminal import Terminal, TerminalError, TerminalTimeout, reading
+from clive.terminal.markers import CAPTURE_LIMIT, ShellMarkers, Tail
+from clive.terminal.reading import FloodWait
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_invalid_utf8_becomes_replacement_characters(term):
 
 
 def test_wait_queued_answers_with_the_bytes_the_pty_holds():
-    from clive import _speedups  # built by pip install (see test_the_c_checks_are_built)
+    from clive.terminal import _speedups  # built by pip install (see test_the_c_checks_are_built)
 
     controller, program = os.openpty()
     try:
@@ -88,12 +89,12 @@ def test_wait_queued_answers_with_the_bytes_the_pty_holds():
 
 
 def test_a_flood_wait_stops_asking_in_a_loop_once_a_loop_came_back_empty(monkeypatch):
-    monkeypatch.setattr(clive.terminal, "_SPIN_FIRST", True)  # as on two CPUs or more
+    monkeypatch.setattr(reading, "SPIN_FIRST", True)  # as on two CPUs or more
     controller, program = os.openpty()
     pending = select.poll()
     pending.register(controller, select.POLLIN)
     try:
-        waiting = _FloodWait()
+        waiting = FloodWait()
         os.write(program, b"more")
         assert pending.poll(5000)  # the kernel has moved the bytes: the loop finds them at once
         assert waiting.more_soon(controller, pending, 1000) and waiting.spin
@@ -365,17 +366,16 @@ def test_a_marker_split_anywhere_among_colours_is_seen_once_and_kept_out_of_the_
     marker = b"\x1b]133;D;7;" + nonce + b"\x07"
     before, after = b"\x1b[31mred\x1b[0m\x1b", b"[1mbold\x1b[0m\x1b"
     data = before + marker + after
-    term = Terminal.__new__(Terminal)  # the marker scan alone, no shell
-    term._nonce = nonce
+    markers = ShellMarkers(nonce)  # the marker scan alone, no shell
     seen: list[tuple[str, bytes | None]] = []
-    term._on_marker = lambda kind, code, number, now: seen.append((kind, code))  # type: ignore[method-assign]
+    markers.on_marker = lambda kind, code, number, now: seen.append((kind, code))  # type: ignore[method-assign]
     for cut in range(len(data) + 1):
         seen.clear()
-        term._marker_tail = b""
-        term._capture = _Tail(CAPTURE_LIMIT)
+        markers.tail = b""
+        markers.capture = Tail(CAPTURE_LIMIT)
         for read in (data[:cut], data[cut:], b""):
-            term._scan_markers(read, 0.0)
-        captured, dropped = term._capture.value()
+            markers.scan(read, 0.0)
+        captured, dropped = markers.capture.value()
         assert seen == [("D", b"7")], cut
         # The last ESC may yet start a marker: it waits for the next read.
-        assert (captured, dropped, term._marker_tail) == (before + after[:-1], 0, b"\x1b"), cut
+        assert (captured, dropped, markers.tail) == (before + after[:-1], 0, b"\x1b"), cut

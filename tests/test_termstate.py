@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from clive import procs, termstate
-from clive.terminal import Terminal, TerminalTimeout
-from clive.termstate import Activity, TerminalState
+from clive.safety import procs
+from clive.terminal import Terminal, TerminalTimeout, termstate
+from clive.terminal.termstate import Activity, TerminalState
 
 PY = sys.executable
 

@@ -11,14 +11,14 @@ import pytest
 from pilot import wait_until
 from textual.app import App
 
-from clive.actions import Run
 from clive.agent import Agent
-from clive.executor import Executor
-from clive.policies.human import HumanPolicy
-from clive.policies.scripted import ScriptedPolicy
-from clive.record import Recorder, SessionReader
-from clive.screen import Snapshot, StyleRun
+from clive.agent.actions import Run
+from clive.agent.executor import Executor
+from clive.agent.policies.human import HumanPolicy
+from clive.experiments.scripted import ScriptedPolicy
+from clive.session import Recorder, SessionReader
 from clive.terminal import Terminal
+from clive.terminal.screen import Snapshot, StyleRun
 from clive.tui.live import LiveApp
 from clive.tui.proposal import ActionEditor
 from clive.tui.replay import ReplayApp

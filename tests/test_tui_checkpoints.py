@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from pilot import wait_until
 
-from clive.actions import Checkpoint, Run
 from clive.agent import Agent
-from clive.checkpoint import Workspace
-from clive.executor import Executor
-from clive.policies.scripted import ScriptedPolicy
-from clive.record import Recorder, SessionReader
+from clive.agent.actions import Checkpoint, Run
+from clive.agent.executor import Executor
+from clive.experiments.scripted import ScriptedPolicy
+from clive.experiments.workspace import Workspace
+from clive.session import Recorder, SessionReader
 from clive.terminal import Terminal
 from clive.tui.checkpoints import CheckpointsScreen, DiffView, checkpoints_in
 from clive.tui.confirm import ConfirmDialog

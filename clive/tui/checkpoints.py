@@ -26,7 +26,7 @@ from textual.strip import Strip
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from clive.checkpoint import Workspace, WorkspaceError
+from clive.experiments.workspace import Workspace, WorkspaceError
 from clive.tui.confirm import ConfirmDialog
 
 MAX_DIFF_LINES = 20_000  # a diff longer than this is cut, and says so

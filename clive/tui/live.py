@@ -15,10 +15,10 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from clive.actions import Action, Run
-from clive.agent import Agent
-from clive.policies.human import HumanPolicy
-from clive.record import SessionError, SessionReader
+from clive.agent.actions import Action, Run
+from clive.agent.loop import Agent
+from clive.agent.policies.human import HumanPolicy
+from clive.session import SessionError, SessionReader
 from clive.terminal import Terminal
 from clive.tui.proposal import ActionEditor, ProposalBar
 from clive.tui.session_app import GENERAL, NAVIGATION, PROMPT_KEYS, ZOOM, SessionApp
@@ -26,7 +26,7 @@ from clive.tui.terminal_view import TerminalView
 from clive.tui.title_bar import TitleBar
 
 if TYPE_CHECKING:
-    from clive.runner import RunOptions
+    from clive.experiments.runner import RunOptions
 
 SCREEN_INTERVAL = 0.05  # how often the terminal pane looks for new output
 LIVE_FOLLOW_INTERVAL = 0.25
@@ -293,8 +293,7 @@ class LiveApp(SessionApp, inherit_bindings=False):
 def run_live(options: RunOptions, *, auto_approve: bool = False) -> int:
     """Run a playbook with the co-pilot (``clive tui PLAYBOOK``, ``clive run --tui``); returns
     the exit code. ``auto_approve`` lets actions through until the person pauses (p)."""
-    from clive import runner
-
+    from clive.experiments import runner
     def host(terminal: Terminal, agent: Agent, recorder: Any, policy: Any, body: runner.Body) -> tuple[int, str]:
         outcome: dict[str, Any] = {}
         app: LiveApp | None = None

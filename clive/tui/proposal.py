@@ -11,7 +11,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Static
 
-from clive.actions import Action, action_to_dict, parse_action
+from clive.agent.actions import Action, action_to_dict, parse_action
 
 
 def action_json(action: Action) -> str:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from textual.binding import Binding, BindingType
 
-from clive.record import SessionError, SessionReader
+from clive.session import SessionError, SessionReader
 from clive.tui.session_app import SessionApp, blank_snapshot
 
 SPEEDS = (1, 4, 16)

@@ -17,8 +17,8 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
-from clive.record import SessionError, SessionReader
-from clive.screen import Snapshot
+from clive.session import SessionError, SessionReader
+from clive.terminal.screen import Snapshot
 from clive.tui.checkpoints import CheckpointEntry, CheckpointsScreen, checkpoints_in
 from clive.tui.cycle_detail import CycleDetail
 from clive.tui.results_pane import ResultsPane

@@ -20,7 +20,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from wcwidth import wcwidth
 
-from clive.screen import Snapshot, StyleRun
+from clive.terminal.screen import Snapshot, StyleRun
 
 # pyte names the ANSI colours after the VT100 manual ("brown" is yellow).
 _NAMES = {

@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from clive.actions import summarize_action
+from clive.session.listing import summarize_action
 
 
 def action_summary(action: Any, width: int = 40) -> str:

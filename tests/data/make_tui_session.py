@@ -10,10 +10,11 @@ import tempfile
 from pathlib import Path
 
 from clive.actions import Keys, Run, Wait
-from clive.agent import Agent
 from clive.executor import Executor
 from clive.policies.scripted import ScriptedPolicy
 from clive.record import Recorder
+
+from clive.agent import Agent
 from clive.terminal import Terminal
 
 HERE = Path(__file__).parent

@@ -1,0 +1,391 @@
+"""`clive run`: wire a playbook, a policy, a terminal, a workspace and a recorder together."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from clive import __version__
+from clive.agent.actions import Action, Run, action_to_dict, parse_action
+from clive.agent.executor import Executor
+from clive.agent.loop import Agent, AgentOutcome, Budget
+from clive.agent.policies.human import HumanPolicy
+from clive.agent.policy import Policy
+from clive.experiments.loop import ExperimentLoop, Progress, ResultsTable, Summary
+from clive.experiments.playbook import Playbook, load_playbook, missing_requirements
+from clive.experiments.scripted import ScriptedPolicy
+from clive.experiments.sweep import SweepPolicy
+from clive.experiments.workspace import Workspace, WorkspaceError
+from clive.safety.guard import CommandGuard, GuardError
+from clive.safety.sandbox import Sandbox
+from clive.session import Recorder, SessionError, SessionReader, resolve_session
+from clive.terminal import Terminal
+
+COLS, ROWS = 120, 32
+
+
+class RunFailed(Exception):
+    """The run could not go on (exit 1); the message is one line."""
+
+
+class BadInput(Exception):
+    """Bad usage or bad input (exit 2); the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    playbook: Path | None
+    policy: str = "scripted"
+    workdir: Path | None = None
+    sessions: Path = Path("sessions")
+    max_experiments: int | None = None
+    resume: str | None = None
+    model: str | None = None
+    approve: bool = False
+    deny: tuple[str, ...] = ()
+    max_cycles: int | None = None
+    sandbox: bool = False
+
+
+@contextmanager
+def stop_on_ctrl_c(agent: Agent, terminal: Terminal) -> Iterator[None]:
+    """First Ctrl-C: stop at the next safe point (and interrupt the command running); second: abort."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if agent.stop_requested:
+            raise KeyboardInterrupt
+        print("\nclive: stopping after this step (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+        agent.request_stop()
+        try:
+            terminal.type("\x03")
+        except Exception:  # noqa: BLE001 - the terminal may already be gone
+            pass
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def approve_on_stdin(action: Action) -> Action | None:
+    """--approve in headless mode: ask on stdin before each action; 'e' edits its JSON."""
+    shown = json.dumps(action_to_dict(action), ensure_ascii=False)
+    while True:
+        print(f"clive wants to: {shown}\napprove? [y]es / [n]o / [e]dit: ", end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline()
+        if not answer:
+            return None
+        choice = answer.strip().lower()[:1]
+        if choice == "y":
+            return action
+        if choice == "n":
+            return None
+        if choice == "e":
+            print("new action as JSON: ", end="", file=sys.stderr, flush=True)
+            try:
+                return parse_action(json.loads(sys.stdin.readline()))
+            except (ValueError, TypeError) as exc:
+                print(f"not an action: {exc}", file=sys.stderr)
+
+
+def make_policy(
+    name: str, pb: Playbook, terminal: Terminal, workdir: Path, model: str | None
+) -> Policy:
+    if name == "scripted":
+        if pb.is_experiment:
+            if not pb.search:
+                raise BadInput(f"{pb.path}: the scripted policy needs a `search` space for an experiment playbook")
+            return SweepPolicy(pb.search, workdir)
+        if not pb.steps:
+            raise BadInput(
+                f"{pb.path}: the scripted policy needs `steps` (or `search`); "
+                "use --policy claude for a plain program.md"
+            )
+        return ScriptedPolicy(pb.steps, pb.expects, screen=terminal.snapshot)
+    if name == "claude":
+        from clive.agent.policies.claude import ClaudePolicy
+
+        return ClaudePolicy(pb.body, model=model or pb.model)
+    if name == "human":
+        return HumanPolicy()
+    raise BadInput(f"unknown policy {name!r} (expected scripted or claude)")
+
+
+Body = Callable[[Callable[[str], None]], tuple[int, str]]
+# A host runs the body of a run (setup, then the experiments or the steps) its own way: the
+# co-pilot viewer runs it in a worker thread and shows what it says. Returns (exit code, status).
+Host = Callable[[Terminal, Agent, Recorder, Policy, Body], tuple[int, str]]
+
+
+def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: Host | None = None) -> int:
+    """Run (or resume) a playbook headless, or inside ``host``; returns the exit code."""
+    say = err or (lambda text: print(text, file=sys.stderr, flush=True))
+    resume_meta: dict[str, Any] | None = None
+    if options.resume:
+        session_dir = _session_dir(options.sessions, options.resume)
+        try:
+            resume_meta = json.loads((session_dir / "meta.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"cannot resume {options.resume}: meta.json unreadable ({exc})") from None
+        recorded = resume_meta.get("playbook", "")
+        playbook_path = options.playbook or (None if recorded == "-" else Path(recorded))  # "-": free hand
+        policy_name = resume_meta.get("policy", options.policy)
+        if policy_name == "human" and host is None:
+            raise BadInput(f"{options.resume} is a free-hand co-pilot session: `clive tui --resume {options.resume}`")
+    else:
+        if options.playbook is None and options.policy != "human":
+            raise BadInput("a playbook is required (or --resume SESSION)")
+        playbook_path = options.playbook
+        policy_name = options.policy
+
+    if playbook_path is None:
+        # The free-hand co-pilot: a person decides every action; there is no playbook to follow.
+        pb = Playbook(path=Path("-"), name="free hand", body="", workdir=options.workdir)
+    else:
+        pb = load_playbook(playbook_path, workdir=options.workdir if not resume_meta else None)
+    missing = missing_requirements(pb)
+    if missing:
+        raise RunFailed(f"cannot run {pb.name}: needs {', '.join(missing)} (not found on PATH)")
+    try:
+        guard = CommandGuard(options.deny)
+    except GuardError as exc:
+        raise BadInput(str(exc)) from None
+
+    if resume_meta is not None:
+        recorder = Recorder.open_for_resume(_session_dir(options.sessions, options.resume or ""))
+    else:
+        recorder = Recorder.create(
+            options.sessions,
+            {
+                "playbook": "-" if playbook_path is None else str(pb.path.resolve()),  # resume from anywhere
+                "policy": policy_name,
+                "model": options.model or pb.model,
+                "status": "running",
+                "clive_version": __version__,
+            },
+            COLS,
+            ROWS,
+        )
+    sid = recorder.id
+    say(f"session {sid} in {recorder.path}")
+    status = "failed"
+    try:
+        workspace, workdir = _workspace(pb, options, recorder, resume_meta)
+        recorder.update_meta(workdir=str(workdir), branch=workspace.branch if workspace else None)
+        sandbox = None
+        if options.sandbox:
+            scratch = recorder.path / "scratch"
+            scratch.mkdir(exist_ok=True)
+            sandbox = Sandbox(Path(workdir), scratch)
+        with Terminal(cwd=workdir, cols=COLS, rows=ROWS, listeners=[recorder], sandbox=sandbox) as terminal:
+            limits = terminal.enforcement.describe()
+            say(f"limits: {limits}" + ("; sandboxed (bubblewrap, no network)" if sandbox else ""))
+            recorder.update_meta(limits=limits, sandbox=bool(sandbox))
+            executor = Executor(
+                terminal,
+                workdir,
+                guard=guard,
+                readonly=pb.readonly,
+                checkpoint=(lambda m: workspace.checkpoint(m).sha) if workspace else None,
+            )
+            agent = Agent(
+                terminal,
+                executor,
+                recorder,
+                budget=Budget(max_cycles=options.max_cycles, wall_seconds=pb.budget.wall_seconds),
+                approve=approve_on_stdin if options.approve and host is None else None,
+                cycles_before=recorder.last_cycle,
+            )
+            policy = make_policy(policy_name, pb, terminal, workdir, options.model)
+            if resume_meta is not None and isinstance(policy, ScriptedPolicy):
+                policy.skip(_steps_done(recorder.path))
+
+            def body(tell: Callable[[str], None]) -> tuple[int, str]:
+                if resume_meta is None:
+                    _setup(pb, agent, tell)
+                if pb.is_experiment and workspace is not None:
+                    return _experiments(pb, agent, workspace, policy, recorder, options, tell)
+                return _steps(agent, policy, tell)
+
+            if host is not None:
+                code, status = host(terminal, agent, recorder, policy, body)
+            else:
+                with stop_on_ctrl_c(agent, terminal):
+                    code, status = body(say)
+        return code
+    except KeyboardInterrupt:
+        status = "interrupted"
+        say("clive: aborted; the session is saved")
+        return 130
+    except (SessionError, WorkspaceError, OSError) as exc:
+        # A disk that filled up or a file that cannot be written mid-run: the run stops, and what
+        # was written so far stays readable (every file is appended or replaced atomically).
+        raise RunFailed(_one_line(exc)) from None
+    finally:
+        try:
+            recorder.close(status)
+        except (SessionError, OSError):
+            pass  # the error that stopped the run has been said; closing cannot add to it
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"cannot write {exc.filename}: {exc.strerror or exc}"
+    return " ".join(str(exc).split())
+
+
+def _steps_done(session_dir: Path) -> int:
+    """How many scripted steps an earlier run of the session carried out (its policy cycles)."""
+    reader = SessionReader.open(session_dir)
+    return sum(1 for c in reader.cycles() if c.get("source") == "policy" and c["action"]["type"] != "done")
+
+
+def _session_dir(sessions: Path, ref: str) -> Path:
+    try:
+        return resolve_session(ref, sessions)
+    except SessionError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _workspace(
+    pb: Playbook, options: RunOptions, recorder: Recorder, resume_meta: dict[str, Any] | None
+) -> tuple[Workspace | None, Path]:
+    sid = recorder.id
+    try:
+        if pb.is_experiment:
+            run_dir = recorder.path / "work"
+            source = Path(options.workdir or pb.workdir or Path.cwd())
+            if resume_meta is not None and (run_dir / ".git").exists():
+                ws = Workspace.reopen_experiment(run_dir, sid, source=source)
+            elif resume_meta is not None:
+                # Killed before the run's repository was made: start it now.
+                shutil.rmtree(run_dir, ignore_errors=True)
+                ws = Workspace.for_experiment(source, sid, run_dir)
+            else:
+                ws = Workspace.for_experiment(source, sid, run_dir)
+            return ws, ws.workdir
+        workdir = Path(resume_meta["workdir"]) if resume_meta else (options.workdir or pb.workdir or Path.cwd())
+        try:
+            return Workspace(Path(workdir), sid), Path(workdir)
+        except WorkspaceError:
+            return None, Path(workdir)  # checkpoints need git; a plain folder still runs
+    except WorkspaceError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _setup(pb: Playbook, agent: Agent, say: Callable[[str], None]) -> None:
+    for command in pb.setup:
+        say(f"setup: {command}")
+        outcome = agent.act(Run(command, timeout=pb.budget.experiment_seconds), source="setup")
+        if not outcome.ok:
+            raise RunFailed(f"setup command failed ({_why(outcome)}): {command}")
+
+
+def _why(outcome: Any) -> str:
+    return f"exit {outcome.exit_code}" if outcome.exit_code is not None else outcome.text.splitlines()[0]
+
+
+def _experiments(
+    pb: Playbook,
+    agent: Agent,
+    workspace: Workspace,
+    policy: Policy,
+    recorder: Recorder,
+    options: RunOptions,
+    say: Callable[[str], None],
+) -> tuple[int, str]:
+    metric_unit = _unit(pb)
+    loop = ExperimentLoop(
+        pb,
+        agent,
+        workspace,
+        policy,
+        ResultsTable(recorder.path / "results.tsv"),
+        max_experiments=options.max_experiments,
+        progress=Progress(options.max_experiments or pb.budget.max_experiments, metric_unit),
+        record_event=lambda type, **f: recorder.event(type, agent.cycle, **f),
+    )
+    if options.resume:
+        loop.load_state()
+        say(f"resuming at experiment {loop.next_experiment}")
+    summary = loop.run()
+    for line in summary.lines(pb.direction):
+        say(line)
+    recorder.update_meta(
+        baseline=summary.baseline, best=summary.best, best_commit=summary.best_commit,
+        kept=summary.kept, discarded=summary.discarded, crashed=summary.crashed,
+    )
+    chart = _chart(loop, recorder.path / "progress.png", pb)
+    if chart:
+        say(f"chart: {chart}")
+    recorder.event("end", agent.cycle, status=_status(summary), summary=" | ".join(summary.lines(pb.direction)))
+    status = _status(summary)
+    if status == "failed":
+        say(f"clive: {summary.stopped_because}")
+    code = {"done": 0, "interrupted": 130}.get(status, 1)
+    return code, status
+
+
+def _status(summary: Summary) -> str:
+    if summary.stopped_because == "interrupted":
+        return "interrupted"
+    if summary.baseline is None or summary.stopped_because.startswith(("the baseline failed", "the policy failed")):
+        return "failed"
+    return "done"
+
+
+def _steps(agent: Agent, policy: Policy, say: Callable[[str], None]) -> tuple[int, str]:
+    outcome: AgentOutcome = agent.run(policy)
+    agent.recorder.event("end", agent.cycle, status=outcome.status, summary=outcome.summary)  # type: ignore[union-attr]
+    say(f"{outcome.status}: {outcome.summary} ({outcome.cycles} cycles)")
+    code = {"done": 0, "interrupted": 130}.get(outcome.status, 1)
+    return code, outcome.status
+
+
+def _unit(pb: Playbook) -> str:
+    pattern = pb.metric.pattern if pb.metric else ""
+    head = pattern.split("(")[0].strip().rstrip(":").replace("\\", "")
+    return head[:16]
+
+
+def _chart(loop: ExperimentLoop, path: Path, pb: Playbook) -> Path | None:
+    """progress.png: the metric per experiment, kept ones joined by the best-so-far line."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = loop.results.rows()
+    if not any(r.metric is not None for r in rows):
+        return None
+    xs = [r.experiment for r in rows if r.metric is not None]
+    ys = [r.metric for r in rows if r.metric is not None]
+    kept = [(r.experiment, r.metric) for r in rows if r.status == "keep" and r.metric is not None]
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    ax.scatter(xs, ys, s=14, color="#999999", label="experiment")
+    if kept:
+        kx, ky = zip(*kept, strict=True)
+        ax.step(kx, ky, where="post", color="#1f77b4", label="best kept")
+        ax.scatter(kx, ky, s=24, color="#1f77b4")
+    ax.set_xlabel("experiment")
+    ax.set_ylabel(_unit(pb) or "metric")
+    ax.set_title(f"{pb.name}: {pb.direction}")
+    ax.legend(loc="best")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+

@@ -1,1 +1,0 @@
-"""Policies that decide clive's next action: one small module each."""
