@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  clive run playbooks/matmul.md --max-experiments 12\n"
         "  clive run playbooks/matmul.md --policy claude --model claude-sonnet-4-6\n"
+        "  clive run playbooks/matmul.md --workers 2          # two experiments at once, this machine\n"
+        "  clive run playbooks/cuda.md --cluster 10.0.0.5:6379 --workers 8   # on a Ray cluster\n"
         "  clive run --resume 20261124-220313-8cc6\n"
         "Progress goes to stderr; the session (events, cast, results.tsv) to --sessions.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -69,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sandbox", action="store_true",
                      help="run the shell under bubblewrap: only the workdir and a scratch folder writable, "
                      "no network")
+    run.add_argument("--workers", type=_positive, metavar="N",
+                     help="keep N experiments in flight, each in its own terminal and working copy (needs "
+                     "clive[cluster]; default: the playbook's workers, else 1)")
+    run.add_argument("--cluster", metavar="ADDRESS",
+                     help="run the workers on an existing Ray cluster (with --workers N, $RAY_ADDRESS says the same; "
+                     "without either, --workers N starts a private Ray on 127.0.0.1 for the run)")
     run.add_argument("--tui", action="store_true", help="watch the run live in the viewer")
 
     sessions = sub.add_parser("sessions", help="list recorded sessions, one line each")
@@ -105,8 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     from clive.agent.policy import PolicyError
+    from clive.experiments.errors import BadInput, RunFailed
     from clive.experiments.playbook import PlaybookError
-    from clive.experiments.runner import BadInput, RunFailed
     from clive.experiments.workspace import WorkspaceError
     from clive.session import SessionError
     from clive.terminal import TerminalError
@@ -153,6 +161,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             deny=tuple(args.deny),
             max_cycles=args.max_cycles,
             sandbox=args.sandbox,
+            workers=args.workers,
+            cluster=args.cluster,
         )
         if args.tui:
             from clive.tui.live import run_live

@@ -7,32 +7,21 @@ memory: the policy gets a fresh briefing, and a killed run resumes from the same
 from __future__ import annotations
 
 import fnmatch
-import math
-import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from clive.agent.actions import Run
 from clive.agent.loop import Agent
 from clive.agent.policy import Policy
-from clive.experiments.faults import crash_point
+from clive.experiments.evaluation import Evaluation, evaluate, judge
 from clive.experiments.playbook import Playbook
 from clive.experiments.results import ExperimentRow, ResultsTable
 from clive.experiments.workspace import Workspace
 
 PROPOSAL_CYCLES = 40  # cycles a policy may spend proposing one experiment
-
-
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    metric: float | None
-    status: str  # ok or crash
-    reason: str
-    duration: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,21 +86,23 @@ class Progress:
             done = min(row.experiment, self.total)
             filled = round(20 * done / self.total)
             bar = "[" + "#" * filled + "." * (20 - filled) + "] "
+        worker = f"w{row.worker} " if row.worker is not None else ""
         self.line(
             f"{bar}experiment {row.experiment}{total} {row.status:<7} {_fmt(row.metric):>9} {self.unit}"
-            f"  best {_fmt(best)}{gain}  {row.description}"
+            f"  best {_fmt(best)}{gain}  {worker}{row.description}"
         )
 
 
-class ExperimentLoop:
-    """Runs a playbook's experiments on the run branch of ``workspace`` through ``agent``."""
+class ExperimentBook:
+    """The state of an experiment run that results.tsv and the run branch hold, and what follows from
+    it: the baseline, the best, the counts, when to stop, the rows written. The in-process loop and
+    the parallel coordinator keep their books the same way."""
 
     def __init__(
         self,
         playbook: Playbook,
-        agent: Agent,
         workspace: Workspace,
-        policy: Policy,
+        policy: Any,
         results: ResultsTable,
         *,
         max_experiments: int | None = None,
@@ -120,9 +111,8 @@ class ExperimentLoop:
         briefing: Callable[[], str] | None = None,
     ) -> None:
         self.pb = playbook
-        self.agent = agent
         self.ws = workspace
-        self.policy = policy
+        self.policy = policy  # its restore() and record() learn the rows, where it has them
         self.results = results
         self.max_experiments = max_experiments if max_experiments is not None else playbook.budget.max_experiments
         self.progress = progress or Progress(self.max_experiments, "")
@@ -136,6 +126,11 @@ class ExperimentLoop:
         self.started = time.monotonic()
         self._discards_in_a_row = 0
 
+    @property
+    def stopping(self) -> bool:
+        """Whether the user asked the run to stop (Ctrl-C)."""
+        return False
+
     # ---- state from disk ----------------------------------------------------------------
 
     def load_state(self) -> None:
@@ -145,7 +140,7 @@ class ExperimentLoop:
         for row in rows:
             self._account(row)
         if rows:
-            self.next_experiment = rows[-1].experiment + 1
+            self.next_experiment = max(r.experiment for r in rows) + 1
         restore = getattr(self.policy, "restore", None)
         if restore is not None:
             restore((r.description, r.status, r.commit) for r in rows if r.experiment > 0)
@@ -167,19 +162,6 @@ class ExperimentLoop:
         if row.experiment > 0:
             self.counts[row.status] = self.counts.get(row.status, 0) + 1
 
-    # ---- the loop ---------------------------------------------------------------------
-
-    def run(self) -> Summary:
-        stopped = ""
-        if self.next_experiment == 0:
-            stopped = self._baseline()
-        while not stopped:
-            stopped = self._should_stop()
-            if stopped:
-                break
-            stopped = self._experiment(self.next_experiment)
-        return self.summary(stopped)
-
     def summary(self, stopped: str) -> Summary:
         return Summary(
             baseline=self.baseline,
@@ -194,9 +176,10 @@ class ExperimentLoop:
             stopped_because=stopped,
         )
 
-    def _should_stop(self) -> str:
-        done = sum(self.counts.values())
-        if self.agent.stop_requested:
+    def _should_stop(self, in_flight: int = 0) -> str:
+        """Why no further experiment should start ("" if one may); ``in_flight`` count as done."""
+        done = sum(self.counts.values()) + in_flight
+        if self.stopping:
             return "interrupted"
         if self.max_experiments is not None and done >= self.max_experiments:
             return f"{self.max_experiments} experiments done"
@@ -213,6 +196,70 @@ class ExperimentLoop:
 
     def _reached(self, value: float, target: float) -> bool:
         return value >= target if self.pb.direction == "maximize" else value <= target
+
+    def _write(self, row: ExperimentRow, **more: Any) -> None:
+        """Append the row to results.tsv, take it into the books, record it and show it."""
+        self.results.append(row)
+        self._account(row)
+        self._event(
+            "experiment",
+            n=row.experiment,
+            commit=row.commit,
+            metric=row.metric,
+            status=row.status,
+            description=row.description,
+            duration=round(row.duration, 3),
+            **({"worker": row.worker} if row.worker is not None else {}),
+            **more,
+        )
+        self.progress.experiment(row, self.best, self.baseline, self.pb.direction)
+
+    def default_briefing(self) -> str:
+        """Durable state for a fresh context: the playbook, results so far, the branch's log."""
+        rows = self.results.rows()
+        table = "\n".join(r.tsv() for r in rows[-30:]) or "(none yet)"
+        log = "\n".join(f"{sha[:12]} {subject}" for sha, subject in self.ws.log(10))
+        best = f"{_fmt(self.best)} at {self.best_commit[:12]}" if self.best is not None else "-"
+        return (
+            f"{self.pb.body.strip()}\n\n"
+            f"## State\nThe metric is read with /{self.pb.metric.pattern if self.pb.metric else ''}/ "
+            f"from `{self.pb.eval}`; direction: {self.pb.direction}. Best so far: {best} "
+            f"(baseline {_fmt(self.baseline)}).\n"
+            f"Editable: {', '.join(self.pb.editable) or 'any file'}; read-only: "
+            f"{', '.join(self.pb.readonly) or 'none'}.\n\n"
+            f"results.tsv (commit, metric, status, description, experiment, duration):\n{table}\n\n"
+            f"git log of the run branch:\n{log}\n\n"
+            "## Your task now\nPropose ONE experiment: edit the files (edit_file / write_file), "
+            "optionally try a build with `run`, then call `done` with a one-line description of the "
+            "idea. clive then runs the check and the eval and keeps or discards it."
+        )
+
+
+class ExperimentLoop(ExperimentBook):
+    """Runs a playbook's experiments one at a time on the run branch of ``workspace`` through ``agent``,
+    in this process: today's path, and the one ``--workers 1`` takes."""
+
+    def __init__(self, playbook: Playbook, agent: Agent, workspace: Workspace, policy: Policy,
+                 results: ResultsTable, **options: Any) -> None:
+        super().__init__(playbook, workspace, policy, results, **options)
+        self.agent = agent
+
+    @property
+    def stopping(self) -> bool:
+        return self.agent.stop_requested
+
+    # ---- the loop ---------------------------------------------------------------------
+
+    def run(self) -> Summary:
+        stopped = ""
+        if self.next_experiment == 0:
+            stopped = self._baseline()
+        while not stopped:
+            stopped = self._should_stop()
+            if stopped:
+                break
+            stopped = self._experiment(self.next_experiment)
+        return self.summary(stopped)
 
     def _baseline(self) -> str:
         self.progress.line(f"baseline: {self.pb.eval}")
@@ -249,7 +296,7 @@ class ExperimentLoop:
             evaluation = Evaluation(None, "discard", "no change proposed", 0.0)
         else:
             evaluation = self.evaluate()
-        status = self._judge(evaluation)
+        status = judge(self.pb, evaluation, self.best)
         if status == "keep":
             self.best, self.best_commit = evaluation.metric, commit
         else:
@@ -263,91 +310,8 @@ class ExperimentLoop:
         self.next_experiment = n + 1
         return ""
 
-    def _judge(self, evaluation: Evaluation) -> str:
-        if evaluation.status == "crash":
-            return "crash"
-        if evaluation.status != "ok" or evaluation.metric is None or self.best is None:
-            return "discard"
-        margin = self.pb.noise * abs(self.best)
-        if self.pb.direction == "maximize":
-            return "keep" if evaluation.metric > self.best + margin else "discard"
-        return "keep" if evaluation.metric < self.best - margin else "discard"
-
-    def _write(self, row: ExperimentRow) -> None:
-        self.results.append(row)
-        self._account(row)
-        self._event(
-            "experiment",
-            n=row.experiment,
-            commit=row.commit,
-            metric=row.metric,
-            status=row.status,
-            description=row.description,
-            duration=round(row.duration, 3),
-        )
-        self.progress.experiment(row, self.best, self.baseline, self.pb.direction)
-
     # ---- evaluation ---------------------------------------------------------------------
 
     def evaluate(self) -> Evaluation:
         """Run check and eval (``repeats`` times) within the experiment's time budget."""
-        started = time.monotonic()
-        deadline = started + self.pb.budget.experiment_seconds
-
-        def remaining() -> float:
-            return max(round(deadline - time.monotonic(), 1), 0.1)
-
-        def crash(reason: str) -> Evaluation:
-            return Evaluation(None, "crash", reason, time.monotonic() - started)
-
-        if self.pb.check:
-            out = self.agent.act(Run(self.pb.check, timeout=remaining()), source="loop")
-            if out.exit_code is None:
-                return crash("check ran past the time budget")
-            if out.exit_code != 0:
-                return crash(f"check failed (exit {out.exit_code})")
-        metrics = []
-        for _ in range(self.pb.repeats):
-            crash_point("eval", delay=0.05)  # SIGKILL while the eval runs in the terminal
-            out = self.agent.act(Run(self.pb.eval or "", timeout=remaining()), source="loop")
-            if out.exit_code is None:
-                return crash("eval ran past the time budget")
-            if out.exit_code != 0:
-                return crash(f"eval failed (exit {out.exit_code})")
-            value = self.read_metric(out.output or "")
-            if value is None:
-                return crash("no metric in the eval output")
-            metrics.append(value)
-        return Evaluation(statistics.median(metrics), "ok", "", time.monotonic() - started)
-
-    def read_metric(self, output: str) -> float | None:
-        """The last match of the metric regex in what the eval printed."""
-        assert self.pb.metric is not None
-        matches = list(self.pb.metric.finditer(output))
-        if not matches:
-            return None
-        try:
-            value = float(matches[-1].group(1))
-        except ValueError:
-            return None
-        return value if math.isfinite(value) else None
-
-    def default_briefing(self) -> str:
-        """Durable state for a fresh context: the playbook, results so far, the branch's log."""
-        rows = self.results.rows()
-        table = "\n".join(r.tsv() for r in rows[-30:]) or "(none yet)"
-        log = "\n".join(f"{sha[:12]} {subject}" for sha, subject in self.ws.log(10))
-        best = f"{_fmt(self.best)} at {self.best_commit[:12]}" if self.best is not None else "-"
-        return (
-            f"{self.pb.body.strip()}\n\n"
-            f"## State\nThe metric is read with /{self.pb.metric.pattern if self.pb.metric else ''}/ "
-            f"from `{self.pb.eval}`; direction: {self.pb.direction}. Best so far: {best} "
-            f"(baseline {_fmt(self.baseline)}).\n"
-            f"Editable: {', '.join(self.pb.editable) or 'any file'}; read-only: "
-            f"{', '.join(self.pb.readonly) or 'none'}.\n\n"
-            f"results.tsv (commit, metric, status, description, experiment, duration):\n{table}\n\n"
-            f"git log of the run branch:\n{log}\n\n"
-            "## Your task now\nPropose ONE experiment: edit the files (edit_file / write_file), "
-            "optionally try a build with `run`, then call `done` with a one-line description of the "
-            "idea. clive then runs the check and the eval and keeps or discards it."
-        )
+        return evaluate(self.agent, self.pb)

@@ -104,6 +104,8 @@ class Playbook:
     expects: tuple[Expect | None, ...] = ()  # parallel to steps
     requires: tuple[str, ...] = ()
     model: str | None = None
+    workers: int = 1  # experiments in flight at once (``--workers`` overrides)
+    resources: dict[str, float] = field(default_factory=dict)  # each worker's: cpus, gpus, or a Ray resource
 
     @property
     def is_experiment(self) -> bool:
@@ -196,7 +198,11 @@ _TOP_FIELDS = (
     "steps",
     "requires",
     "model",
+    "workers",
+    "resources",
 )
+# A resource name as Ray takes it; cpus and gpus are the usual ones.
+_RESOURCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]*")
 
 
 class _Reader:
@@ -365,6 +371,10 @@ class _Reader:
             got["direction"] = direction
         if entry := node("repeats"):
             got["repeats"] = self.integer(entry[1], "repeats", key=entry[0])
+        if entry := node("workers"):
+            got["workers"] = self.integer(entry[1], "workers", key=entry[0])
+        if entry := node("resources"):
+            got["resources"] = self.resources(*entry)
         if entry := node("noise"):
             got["noise"] = self.number(entry[1], "noise", key=entry[0], strict=False)
         if entry := node("budget"):
@@ -445,6 +455,20 @@ class _Reader:
             else:
                 got[name] = self.number(v, f"budget.{name}", key=k)
         return Budget(**got)
+
+    def resources(self, key: Node, node: Node) -> dict[str, float]:
+        """Each worker's share: ``{gpus: 1}``, ``{cpus: 2}``, or any resource the Ray cluster declares."""
+        if not isinstance(node, MappingNode):
+            self.fail(key, "resources", f"expected a mapping like {{gpus: 1}} or {{cpus: 1}}, got {self.shown(node)}")
+        got: dict[str, float] = {}
+        for k, v in node.value:
+            name = k.value if isinstance(k, ScalarNode) else ""
+            if not _RESOURCE_NAME.fullmatch(name):
+                self.fail(k, "resources", f"a resource is named like cpus, gpus or a Ray resource, got {self.shown(k)}")
+            if name in got:
+                self.fail(k, f"resources.{name}", "given twice")
+            got[name] = self.number(v, f"resources.{name}", key=k, strict=name != "gpus")
+        return got
 
     def stop(self, key: Node, node: Node) -> Stop:
         entries = self.mapping(node, "stop", ("target", "plateau"))

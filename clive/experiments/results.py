@@ -10,6 +10,9 @@ from pathlib import Path
 from clive.experiments.faults import crash_point
 
 RESULTS_HEADER = ("commit", "metric", "status", "description", "experiment", "duration")
+# Runs with parallel workers add the worker that measured each row (an in-process run's table keeps
+# the six columns it always had).
+WORKER_COLUMN = "worker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,23 +25,31 @@ class ExperimentRow:
     status: str  # keep, discard, crash
     description: str
     duration: float
+    worker: int | None = None  # the parallel worker that measured it
 
-    def tsv(self) -> str:
+    def tsv(self, columns: int = len(RESULTS_HEADER)) -> str:
         metric = "" if self.metric is None else f"{self.metric:.6g}"
         description = " ".join(self.description.split())
-        return "\t".join(
-            (self.commit[:12], metric, self.status, description, str(self.experiment), f"{self.duration:.2f}")
-        )
+        fields = [self.commit[:12], metric, self.status, description, str(self.experiment), f"{self.duration:.2f}"]
+        if columns > len(RESULTS_HEADER):
+            fields.append("" if self.worker is None else str(self.worker))
+        return "\t".join(fields)
 
 
 class ResultsTable:
     """results.tsv: appended one flushed, fsynced row at a time; a torn last row is ignored."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, workers: bool = False) -> None:
+        """``workers``: a new table gets the worker column (an existing one keeps its header)."""
         self.path = path
         self.repair()
         if not path.exists() or path.stat().st_size == 0:
-            self._append_line("\t".join(RESULTS_HEADER))
+            self._append_line("\t".join((*RESULTS_HEADER, WORKER_COLUMN) if workers else RESULTS_HEADER))
+        self.columns = len(self._header())
+
+    def _header(self) -> list[str]:
+        with open(self.path, encoding="utf-8") as f:
+            return f.readline().rstrip("\n").split("\t")
 
     def _append_line(self, line: str) -> None:
         data = line + "\n"
@@ -52,7 +63,7 @@ class ResultsTable:
             os.fsync(f.fileno())
 
     def append(self, row: ExperimentRow) -> None:
-        self._append_line(row.tsv())
+        self._append_line(row.tsv(self.columns))
 
     def rows(self) -> list[ExperimentRow]:
         rows = []
@@ -61,14 +72,15 @@ class ResultsTable:
         complete = lines[:-1]  # the part after the last newline is empty or a torn row
         for line in complete[1:]:
             parts = line.split("\t")
-            if len(parts) != len(RESULTS_HEADER):
+            if len(parts) < len(RESULTS_HEADER):
                 continue
-            commit, metric, status, description, experiment, duration = parts
+            commit, metric, status, description, experiment, duration = parts[: len(RESULTS_HEADER)]
+            worker = parts[len(RESULTS_HEADER)] if len(parts) > len(RESULTS_HEADER) else ""
             try:
                 rows.append(
                     ExperimentRow(
                         int(experiment), commit, float(metric) if metric else None, status,
-                        description, float(duration),
+                        description, float(duration), int(worker) if worker else None,
                     )
                 )
             except ValueError:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import shutil
 import signal
 import sys
@@ -19,6 +21,8 @@ from clive.agent.executor import Executor
 from clive.agent.loop import Agent, AgentOutcome, Budget
 from clive.agent.policies.human import HumanPolicy
 from clive.agent.policy import Policy
+from clive.experiments import parallel
+from clive.experiments.errors import BadInput, RunFailed
 from clive.experiments.loop import ExperimentLoop, Progress, ResultsTable, Summary
 from clive.experiments.playbook import Playbook, load_playbook, missing_requirements
 from clive.experiments.scripted import ScriptedPolicy
@@ -32,12 +36,6 @@ from clive.terminal import Terminal
 COLS, ROWS = 120, 32
 
 
-class RunFailed(Exception):
-    """The run could not go on (exit 1); the message is one line."""
-
-
-class BadInput(Exception):
-    """Bad usage or bad input (exit 2); the message is one line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +51,8 @@ class RunOptions:
     deny: tuple[str, ...] = ()
     max_cycles: int | None = None
     sandbox: bool = False
+    workers: int | None = None  # experiments in flight (None: the playbook's, else 1)
+    cluster: str | None = None  # a Ray cluster's address (None: $RAY_ADDRESS with workers, else local)
 
 
 @contextmanager
@@ -155,6 +155,19 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
     missing = missing_requirements(pb)
     if missing:
         raise RunFailed(f"cannot run {pb.name}: needs {', '.join(missing)} (not found on PATH)")
+    # What the run was started with holds on resume, unless the command line says otherwise.
+    started_with = resume_meta or {}
+    max_experiments = options.max_experiments or _count(started_with.get("max_experiments"))
+    max_cycles = options.max_cycles or _count(started_with.get("max_cycles"))
+    workers = options.workers or _count(started_with.get("workers")) or pb.workers
+    recorded_cluster = started_with.get("cluster")
+    cluster = options.cluster or (recorded_cluster if isinstance(recorded_cluster, str) else None)
+    if cluster is None and workers > 1:
+        cluster = os.environ.get("RAY_ADDRESS") or None
+    options = dataclasses.replace(options, max_experiments=max_experiments, max_cycles=max_cycles,
+                                  workers=workers, cluster=cluster)
+    if parallel.wanted(options):
+        parallel.check(pb, options, policy_name, host is not None)
     try:
         guard = CommandGuard(options.deny)
     except GuardError as exc:
@@ -171,6 +184,10 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
                 "model": options.model or pb.model,
                 "status": "running",
                 "clive_version": __version__,
+                "max_experiments": options.max_experiments,
+                "max_cycles": options.max_cycles,
+                "workers": options.workers,
+                "cluster": options.cluster,
             },
             COLS,
             ROWS,
@@ -181,6 +198,13 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
     try:
         workspace, workdir = _workspace(pb, options, recorder, resume_meta)
         recorder.update_meta(workdir=str(workdir), branch=workspace.branch if workspace else None)
+        if parallel.wanted(options):
+            assert workspace is not None  # an experiment playbook always has one
+            summary, results = parallel.run_parallel(
+                pb, options, policy_name, recorder, workspace, workdir, say, unit=_unit(pb)
+            )
+            code, status = conclude(pb, summary, results, recorder, say, 0)
+            return code
         sandbox = None
         if options.sandbox:
             scratch = recorder.path / "scratch"
@@ -235,6 +259,11 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
             recorder.close(status)
         except (SessionError, OSError):
             pass  # the error that stopped the run has been said; closing cannot add to it
+
+
+def _count(value: Any) -> int | None:
+    """A positive whole number from meta.json, or None (absent in older sessions, or damaged)."""
+    return value if type(value) is int and value > 0 else None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -317,18 +346,24 @@ def _experiments(
     if options.resume:
         loop.load_state()
         say(f"resuming at experiment {loop.next_experiment}")
-    summary = loop.run()
+    return conclude(pb, loop.run(), loop.results, recorder, say, agent.cycle)
+
+
+def conclude(
+    pb: Playbook, summary: Summary, results: ResultsTable, recorder: Recorder, say: Callable[[str], None], cycle: int
+) -> tuple[int, str]:
+    """Say how an experiment run ended, put it in meta.json and the events, chart it; (exit code, status)."""
     for line in summary.lines(pb.direction):
         say(line)
     recorder.update_meta(
         baseline=summary.baseline, best=summary.best, best_commit=summary.best_commit,
         kept=summary.kept, discarded=summary.discarded, crashed=summary.crashed,
     )
-    chart = _chart(loop, recorder.path / "progress.png", pb)
+    chart = _chart(results, recorder.path / "progress.png", pb)
     if chart:
         say(f"chart: {chart}")
-    recorder.event("end", agent.cycle, status=_status(summary), summary=" | ".join(summary.lines(pb.direction)))
     status = _status(summary)
+    recorder.event("end", cycle, status=status, summary=" | ".join(summary.lines(pb.direction)))
     if status == "failed":
         say(f"clive: {summary.stopped_because}")
     code = {"done": 0, "interrupted": 130}.get(status, 1)
@@ -357,7 +392,7 @@ def _unit(pb: Playbook) -> str:
     return head[:16]
 
 
-def _chart(loop: ExperimentLoop, path: Path, pb: Playbook) -> Path | None:
+def _chart(results: ResultsTable, path: Path, pb: Playbook) -> Path | None:
     """progress.png: the metric per experiment, kept ones joined by the best-so-far line."""
     try:
         import matplotlib
@@ -366,7 +401,7 @@ def _chart(loop: ExperimentLoop, path: Path, pb: Playbook) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    rows = loop.results.rows()
+    rows = results.rows()
     if not any(r.metric is not None for r in rows):
         return None
     xs = [r.experiment for r in rows if r.metric is not None]

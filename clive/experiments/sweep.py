@@ -84,18 +84,35 @@ class SweepPolicy:
     def _candidates(self) -> list[tuple[Move, str]]:
         return [(move, str(value)) for move in self.moves for value in move.values]
 
-    def _next_candidate(self) -> tuple[Move, str, str, str] | None:
+    def propose_distinct(self, busy: set[str], waiting: bool) -> tuple[str, list[Decision]] | None:
+        """For parallel workers: the next candidate whose label is not in ``busy`` (in flight), as
+        (label, its steps). None when there is none now; ``waiting`` (experiments in flight may yet
+        be kept) keeps a pass that kept nothing from ending the search."""
+        candidate = self._next_candidate(busy)
+        if candidate is None:
+            self.exhausted = not waiting
+            return None
+        move, value, old_text, new_text = candidate
+        label = move_label(move, value)
+        return label, [
+            Decision(EditFile(move.file, old_text, new_text), reasoning=f"try {label}"),
+            Decision(Run("git --no-pager diff --stat --patch -U0")),
+            Decision(Done(label)),
+        ]
+
+    def _next_candidate(self, busy: set[str] | frozenset[str] = frozenset()) -> tuple[Move, str, str, str] | None:
         candidates = self._candidates()
-        # Walk the candidates in order, wrapping into a new pass; a pass that kept nothing ends it.
+        # Walk the candidates in order, wrapping into a new pass; a pass that kept nothing ends it
+        # (once nothing in flight can still be kept).
         for _ in range(2 * len(candidates) + 1):
             if self._cursor >= len(candidates):
                 if not self._kept_in_pass:
-                    return None
+                    return None  # unless what is in flight is kept (``waiting``): then a new pass
                 self._cursor, self._kept_in_pass = 0, False
             move, value = candidates[self._cursor]
             self._cursor += 1
             key = (self._best_id, move.name, value)
-            if key in self._tried:
+            if key in self._tried or move_label(move, value) in busy:
                 continue
             edit = self._edit_for(move, value)
             if edit is None:

@@ -99,6 +99,24 @@ def _out(cwd: Path, *args: str, index: Path | None = None) -> str:
     return _git(cwd, *args, index=index)[1]
 
 
+def _out_bytes(cwd: Path, *args: str, index: Path | None = None) -> bytes:
+    """git's stdout as bytes, untouched: a binary patch is not text."""
+    env = dict(_ENV)
+    if index is not None:
+        env["GIT_INDEX_FILE"] = str(index)
+    try:
+        status, out, err = git.Git(cwd).execute(
+            ["git", *_CONFIG, *args], env=env, with_extended_output=True, with_exceptions=False,
+            stdout_as_string=False, strip_newline_in_stdout=False,
+        )
+    except (git.GitCommandNotFound, OSError) as e:
+        raise WorkspaceError(f"cannot run git in {cwd}: {e}") from None
+    if status != 0:
+        message = err.decode("utf-8", "replace") if isinstance(err, bytes) else err
+        raise WorkspaceError(f"git {args[0]} failed in {cwd}: {_one_line(message, status)}")
+    return out
+
+
 def _check_session_id(session_id: str) -> str:
     # The id is one ref component and the tail of a branch name; "/" would make "<session>/<n>"
     # ambiguous.
@@ -463,6 +481,67 @@ class Workspace:
     def matches_head(self) -> bool:
         """Whether the work tree is on the run branch with nothing uncommitted."""
         return self._current_branch() == self.branch and not self.is_dirty()
+
+
+    # -- parallel workers: the repository as bytes, candidates as patches -------------------------
+
+    def bundle(self) -> bytes:
+        """The run branch and its history as a git bundle: how a worker anywhere gets the repository."""
+        with tempfile.TemporaryDirectory(prefix="clive-bundle-") as tmp:
+            path = Path(tmp) / "run.bundle"
+            self._run("bundle", "create", "-q", str(path), f"refs/heads/{self.branch}")
+            return path.read_bytes()
+
+    def commit_patch(self, base: str, patch: bytes, message: str) -> tuple[str, str] | None:
+        """A commit of ``patch`` applied to ``base``, made with a private index and on no branch:
+        (commit, tree), or None when the patch does not apply there. The work tree is not touched."""
+        with tempfile.TemporaryDirectory(prefix="clive-patch-") as tmp:
+            index = Path(tmp) / "index"
+            self._run("read-tree", base, index=index)
+            if patch:
+                (Path(tmp) / "candidate.patch").write_bytes(patch)
+                status, _, _ = _git(
+                    self.path, "apply", "--cached", "--binary", str(Path(tmp) / "candidate.patch"),
+                    index=index, check=False,
+                )
+                if status != 0:
+                    return None
+            tree = self._run("write-tree", index=index)
+        return self._run("commit-tree", tree, "-p", base, "-m", message), tree
+
+    @classmethod
+    def from_bundle(cls, bundle: bytes, path: Path, session_id: str, base: str) -> Workspace:
+        """A worker's own working copy: a new repository at ``path`` holding the bundle, on the run
+        branch at ``base``."""
+        workspace = cls(path, session_id, init=True)
+        workspace.fetch_bundle(bundle)
+        workspace._run("checkout", "-q", "-B", workspace.branch, base)
+        return workspace
+
+    def fetch_bundle(self, bundle: bytes) -> None:
+        """Take in the commits of a newer bundle of the run branch."""
+        with tempfile.TemporaryDirectory(prefix="clive-bundle-") as tmp:
+            path = Path(tmp) / "run.bundle"
+            path.write_bytes(bundle)
+            self._run("fetch", "-q", "--no-tags", str(path), f"+refs/heads/{self.branch}:refs/clive-run/best")
+
+    def has_commit(self, sha: str) -> bool:
+        return self._rev(f"{sha}^{{commit}}") is not None
+
+    def staged_patch(self, base: str) -> tuple[bytes, str]:
+        """Everything the work tree changed since ``base`` as a binary patch, and the tree it makes."""
+        self._run("add", "-A")
+        patch = _out_bytes(self.path, "diff", "--cached", "--binary", "--full-index", "--no-renames", base)
+        return patch, self._run("write-tree")
+
+    def apply_patch(self, patch: bytes) -> None:
+        """Apply a candidate's patch to the work tree and the index (it was made against HEAD)."""
+        if not patch:
+            return
+        with tempfile.TemporaryDirectory(prefix="clive-patch-") as tmp:
+            path = Path(tmp) / "candidate.patch"
+            path.write_bytes(patch)
+            self._run("apply", "--index", "--binary", str(path))
 
 
 def _remove_stale_lock(run_dir: Path) -> None:
