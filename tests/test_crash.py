@@ -139,3 +139,37 @@ def test_killed_at_random_moments_again_and_again(project):
             proc = _clive(project, "--resume", session.name)
         assert session is not None
         _resume_to_the_end(project, session)
+
+
+def test_a_resumed_run_keeps_the_budget_it_was_started_with(project):
+    # Started with --max-experiments 3 (the playbook has 6 values), killed after the second row:
+    # the resume, given no budget, ends at 3 experiments, not at the playbook's own end.
+    env = {k: v for k, v in os.environ.items() if k != "CLIVE_CRASH_AT"}
+    first = subprocess.run(
+        [sys.executable, "-m", "clive", "run", "crashy.md", "--max-experiments", "3"],
+        cwd=project, env={**env, "CLIVE_CRASH_AT": "results_append:3"}, capture_output=True, text=True, timeout=120,
+    )
+    assert first.returncode == -signal.SIGKILL
+    (session,) = (project / "sessions").iterdir()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "clive", "run", "--resume", session.name],
+        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    rows = ResultsTable(session / "results.tsv").rows()
+    assert [r.experiment for r in rows] == [0, 1, 2, 3]
+
+
+def test_a_resume_in_the_moment_after_a_kill_is_not_refused(project):
+    proc = _clive(project, "crashy.md")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = list((project / "sessions").glob("*/results.tsv")) if (project / "sessions").exists() else []
+        if found and len(found[0].read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.01)
+    session = found[0].parent
+    proc.send_signal(signal.SIGKILL)
+    # At once, before this test reaps it: the killed clive is dying, or a zombie, but records nothing.
+    _resume_to_the_end(project, session)
+    proc.communicate(timeout=60)

@@ -30,6 +30,7 @@ from clive.session import (
     resolve_session,
     secrets_from_env,
 )
+from clive.session import recorder as recorder_module
 from clive.terminal import Terminal
 
 ASCIINEMA = Path(sys.executable).with_name("asciinema")
@@ -445,7 +446,7 @@ def test_session_ids_sort_by_time_and_are_unique():
 # ---- bad input ---------------------------------------------------------------------------
 
 
-def test_bad_sessions_give_one_clear_error_or_a_problem(tmp_path):
+def test_bad_sessions_give_one_clear_error_or_a_problem(tmp_path, monkeypatch):
     with pytest.raises(SessionError, match="no such session"):
         SessionReader.open(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
@@ -460,6 +461,7 @@ def test_bad_sessions_give_one_clear_error_or_a_problem(tmp_path):
         Recorder.open_for_resume(tmp_path / "empty")
     live = Recorder.create(tmp_path / "live", {}, 80, 24, secrets=[])
     live.update_meta(pid=os.getppid())  # as if another process, still alive, were recording it
+    monkeypatch.setattr(recorder_module, "RESUME_WAIT", 0.2)  # it does not die: no use waiting long
     with pytest.raises(SessionError, match="still recording"):
         Recorder.open_for_resume(live.path)
     live.close("done")

@@ -158,7 +158,10 @@ def run_parallel(
         hosts = {k: engine.host(k) for k in started}
         say(f"workers: {', '.join(f'w{k} on {h}' for k, h in hosts.items())} ({engine.nodes()} node(s))")
         recorder.update_meta(workers=options.workers, cluster=options.cluster, worker_hosts=hosts)
-        recorder.event("workers", 0, started=started, hosts=hosts, address=engine.address, private=bool(engine.local))
+        recorder.event(
+            "workers", 0, started=started, hosts=hosts, nodes={k: engine.node_of.get(k) for k in started},
+            address=engine.address, private=bool(engine.local),
+        )
         coordinator.start_tips(started, base)
         with stop_on_ctrl_c(coordinator, say):
             summary = coordinator.run()

@@ -127,10 +127,10 @@ def _actor_class(ray: Any) -> Any:
             self.worker: Worker | None = None
             self.scratch: Path | None = None
 
-        def start(self, setup: WorkerSetup, bundle: bytes) -> str:
+        def start(self, setup: WorkerSetup, bundle: bytes) -> tuple[str, str]:
             self.scratch = Path(tempfile.mkdtemp(prefix=f"clive-worker-{setup.index}-"))
             self.worker = Worker(setup, bundle, self.scratch)
-            return socket.gethostname()
+            return socket.gethostname(), ray.get_runtime_context().get_node_id()
 
         def run(self, assignment: Assignment, bundle: list[Any]) -> Any:
             # The bundle's ref comes in a list, so that Ray hands it over unresolved: it is fetched
@@ -194,6 +194,7 @@ class RayEngine:
         self._actor = _actor_class(ray)
         self._actors: dict[int, Any] = {}
         self._hosts: dict[int, str] = {}
+        self.node_of: dict[int, str] = {}  # each worker's Ray node id
         self._running: dict[Any, tuple[int, float]] = {}  # ref -> (worker, started)
         self._bundles: tuple[str, Any] | None = None
         self._stopped_at: float | None = None
@@ -215,7 +216,7 @@ class RayEngine:
         for ref in ready:
             k = starting[ref]
             try:
-                self._hosts[k] = ray.get(ref)
+                self._hosts[k], self.node_of[k] = ray.get(ref)
             except Exception as exc:  # noqa: BLE001 - a worker's failure is reported, the others go on
                 self.say(f"clive: worker {k} did not start: {_why(exc)}")
                 self._end(k)

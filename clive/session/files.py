@@ -77,8 +77,13 @@ def pid_alive(meta: Mapping[str, Any]) -> bool:
     except ProcessLookupError:
         return False
     except OSError:
-        return True  # it exists, we just may not signal it
-    return True
+        pass  # it exists, we just may not signal it
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): it exists
+    return state not in (b"Z", b"X")  # killed, waiting only to be reaped: it records nothing
 
 
 CYCLE_PREFIX = b'{"type": "cycle"'

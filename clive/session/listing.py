@@ -58,6 +58,7 @@ class SessionSummary:
     cycles: int
     duration: float | None
     best_metric: float | None
+    workers: int = 1  # parallel workers (their cycles are counted in ``cycles``)
 
 
 def _number(value: Any) -> float | None:
@@ -150,7 +151,14 @@ def summarize_session(path: str | os.PathLike[str]) -> SessionSummary:
     except OSError:
         data = b""
     data = data[: data.rfind(b"\n") + 1]  # complete lines only
-    cycles = data.count(b"\n" + CYCLE_PREFIX) + data.startswith(CYCLE_PREFIX)
+    cycles = _count_cycles(data)
+    # A parallel run's cycles are its workers': each recorded under workers/<k>/.
+    worker_dirs = [p for p in path.glob("workers/*") if p.name.isdigit()]
+    for folder in worker_dirs:
+        try:
+            cycles += _count_cycles((folder / EVENTS).read_bytes())
+        except OSError:
+            pass
     experiments = _lines_with_prefix(data, b'{"type": "experiment"')
     ends = _lines_with_prefix(data, b'{"type": "end"')
     status = meta.get("status")
@@ -179,7 +187,13 @@ def summarize_session(path: str | os.PathLike[str]) -> SessionSummary:
         cycles=cycles,
         duration=duration,
         best_metric=_best(results, meta.get("direction")),
+        workers=meta["workers"] if type(meta.get("workers")) is int and meta["workers"] > 0 else 1,
     )
+
+
+def _count_cycles(data: bytes) -> int:
+    data = data[: data.rfind(b"\n") + 1]  # complete lines only
+    return data.count(b"\n" + CYCLE_PREFIX) + data.startswith(CYCLE_PREFIX)
 
 
 def list_sessions(sessions_dir: str | os.PathLike[str]) -> list[SessionSummary]:
@@ -207,13 +221,14 @@ def _clock(seconds: float | None) -> str:
 
 
 def format_sessions(summaries: Iterable[SessionSummary]) -> list[str]:
-    """One line per session: id, status, cycles, duration, best metric, policy, playbook."""
+    """One line per session: id, status, cycles, duration, best metric, policy, workers, playbook."""
     lines = []
     for s in summaries:
         best = f"best {s.best_metric:g}" if s.best_metric is not None else "-"
+        workers = f"{s.workers} workers  " if s.workers > 1 else ""
         lines.append(
             f"{s.id:<22} {s.status:<11} {s.cycles:>6} cycles  {_clock(s.duration):>11}  "
-            f"{best:<16} {s.policy or '-':<9} {s.playbook or '-'}"
+            f"{best:<16} {s.policy or '-':<9} {workers}{s.playbook or '-'}"
         )
     return lines
 

@@ -56,6 +56,8 @@ from clive.session.redaction import (
     secrets_from_env,
 )
 
+# How long a resume waits for the process that recorded the session to end (seconds).
+RESUME_WAIT = 5.0
 # What the keyframe process runs (``python -c``): keyframes.keyframe_process, with a Redactor of its own
 # that learns the secrets the recorder sends it.
 _HELPER = "import clive.session.keyframes as k, clive.session.redaction as r; k.keyframe_process(r.Redactor())"
@@ -195,8 +197,14 @@ class Recorder:
             raise SessionError(f"cannot resume {path}: no {META}") from None
         except (OSError, ValueError, TypeError, KeyError, RecursionError):
             raise SessionError(f"cannot resume {path}: {META} is damaged") from None
-        if meta.get("status") == "running" and pid_alive(meta) and meta.get("pid") != os.getpid():
-            raise SessionError(f"cannot resume {path}: process {meta['pid']} is still recording it")
+        if meta.get("status") == "running" and meta.get("pid") != os.getpid():
+            # A process killed a moment ago may still be dying (a kill -9 takes its time to reap):
+            # give it a few seconds before saying it records the session.
+            deadline = time.monotonic() + RESUME_WAIT
+            while pid_alive(meta):
+                if time.monotonic() > deadline:
+                    raise SessionError(f"cannot resume {path}: process {meta['pid']} is still recording it")
+                time.sleep(0.05)
         try:
             cast = CastReader(path / CAST)  # checks the header before anything is changed
             if not (path / EVENTS).exists():
