@@ -289,3 +289,33 @@ def test_parallel_runs_refuse_bad_input_in_one_line_before_making_a_session(tmp_
     )
     assert no_ray.returncode == 2 and "pip install 'clive[cluster]'" in no_ray.stderr
     assert not (root / "sessions").exists()
+
+
+def test_two_model_driven_workers_each_hear_what_the_other_is_trying(tmp_path):
+    # The fake model raises one knob per experiment (a, b, c, d in turn). a is slow to measure: while
+    # it is, the other worker's next briefing names it.
+    from fakeapi import FakeMessagesAPI, tool_use
+
+    root = make_project(tmp_path, {k: [1] for k in "abcd"}, slow={"a=1": 3.0})
+    order = iter("abcd")
+
+    def model(body: dict) -> Any:
+        last = body["messages"][-1]
+        if len(body["messages"]) > 1 and "edited" in json.dumps(last):
+            knob = re.search(r"knob_(\w)\.py", json.dumps(body["messages"])).group(1)
+            return tool_use("done", {"summary": f"{knob} = 1"})
+        knob = next(order)
+        return tool_use("edit_file", {"path": f"knob_{knob}.py", "old": f"{knob} = 0", "new": f"{knob} = 1"},
+                        text=f"raise {knob}")
+
+    with FakeMessagesAPI(model) as api:
+        env = {"ANTHROPIC_BASE_URL": api.url, "ANTHROPIC_API_KEY": "test-key", "CLIVE_MODEL": "claude-sonnet-4-6"}
+        done = clive(root, "knobs.md", "--policy", "claude", "--workers", "2", "--max-experiments", "4", env=env)
+    assert done.returncode == 0, done.stderr
+    session = only_session(root)
+    rows = check_consistent(session, 4)
+    assert sorted(r.description.split(" [")[0] for r in rows[1:]) == ["a = 1", "b = 1", "c = 1", "d = 1"]
+    briefings = [json.dumps(r.body["messages"][0]) for r in api.requests if len(r.body["messages"]) == 1]
+    assert len(briefings) == 4
+    assert all("What the other workers are trying right now" in b for b in briefings)
+    assert any("a = 1 (being measured)" in b for b in briefings[2:])

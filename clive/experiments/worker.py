@@ -187,6 +187,7 @@ class Worker:
             if outcome.status in ("interrupted", "failed"):
                 return self._report(assignment, outcome.summary, b"", "", None, outcome.status, started)
             description = outcome.summary if outcome.status == "done" else f"unfinished proposal: {outcome.summary}"
+        self.note = f"{description} (being measured)"
         changed = self.ws.changed_files()
         touched = [path for path in changed if any(fnmatch.fnmatch(path, p) for p in self.pb.readonly)]
         patch, tree = self.ws.staged_patch(assignment.base)
