@@ -84,13 +84,12 @@ def _span(session: Path) -> tuple[float, int, float | None]:
     events = _events(session)
     rows = [e for e in events if e["type"] == "experiment"]
     started = [e for e in events if e["type"] == "workers"]
-    first_event = events[0]["t"] if events else 0.0
-    startup = started[0]["t"] - first_event if started else None
+    startup = started[0]["startup_s"] if started else None
     return rows[-1]["t"] - rows[0]["t"], len(rows) - 1, startup
 
 
 def _rates(quick: bool) -> list[dict]:
-    experiments = 6 if quick else 16
+    experiments = 8 if quick else 16
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)

@@ -211,6 +211,7 @@ def test_a_better_candidate_that_no_longer_applies_on_the_best_is_discarded_with
         ("baseline", "keep"), ("x = 1", "keep"), ("x = 2", "discard")
     ]
     assert "no longer applies on the best" in rows[2].description
+    assert "again on" not in rows[2].description  # it was measured once, on the older best
 
 
 def test_a_worker_on_the_second_node_of_a_cluster(tmp_path, cluster):
@@ -276,9 +277,11 @@ def test_parallel_runs_refuse_bad_input_in_one_line_before_making_a_session(tmp_
         (["knobs.md", "--workers", "0"], "must be positive"),
         (["knobs.md", "--workers", str(4 * (os.cpu_count() or 1))], "CPUs; this machine has"),
         (["knobs.md", "--workers", "2", "--approve"], "--workers runs headless"),
+        (["gpus.md", "--workers", "2"], "needs 2 GPUs; this machine has none"),
     ]
+    (root / "gpus.md").write_text((root / "knobs.md").read_text().replace("---\n", "---\nresources: {gpus: 1}\n", 1))
     for args, said in cases:
-        done = clive(root, *args)
+        done = clive(root, *args, env={"CUDA_VISIBLE_DEVICES": ""})
         assert done.returncode == 2, (args, done.stderr)
         assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert "Traceback" not in done.stderr

@@ -239,12 +239,12 @@ class Coordinator(ExperimentBook):
     def _measure_again(self, trial: _Trial, report: Report) -> str:
         """Better than the best, but measured on an older one: apply it to the best and measure there."""
         e = report.evaluation
-        trial.measured.append({"base": report.base, "metric": e.metric, "worker": report.worker, "tree": report.tree})
         made = self.ws.commit_patch(self.best_commit, report.patch, f"candidate: {report.description}")
         if made is None:
             reason = Evaluation(e.metric, "discard", f"no longer applies on the best {self.best_commit[:12]}", 0.0)
             self._row(trial, reason, report.description, report.base, report.worker, report.patch)
             return ""
+        trial.measured.append({"base": report.base, "metric": e.metric, "worker": report.worker, "tree": report.tree})
         trial.patch = report.patch
         trial.candidate = Candidate(trial.candidate.key, report.description, hypothesis=trial.candidate.hypothesis)
         self._again.append(trial)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +39,7 @@ def cpus_per_worker(pb: Playbook) -> float:
 
 def check(pb: Playbook, options: Any, policy: str, hosted: bool) -> None:
     """Refuse what parallel workers cannot do, in one line each, before a session is made."""
-    from clive.experiments.ray_engine import INSTALL, ray_available
+    from clive.experiments.ray_engine import INSTALL, gpu_count, ray_available
 
     if not pb.is_experiment:
         raise BadInput(f"{pb.path}: --workers needs an experiment playbook (an eval and a metric)")
@@ -51,6 +52,12 @@ def check(pb: Playbook, options: Any, policy: str, hosted: bool) -> None:
                             "run with `clive replay SESSION`, which follows it live)")
     if not ray_available():
         raise BadInput(INSTALL)
+    gpus = pb.resources.get("gpus", 0)
+    if options.cluster is None and gpus and gpus * options.workers > (have := gpu_count()):
+        raise BadInput(
+            f"--workers {options.workers} with resources gpus: {gpus:g} needs {gpus * options.workers:g} GPUs; "
+            f"this machine has {have or 'none'} (fewer workers, or --cluster ADDRESS)"
+        )
     cpus = cpus_per_worker(pb)
     if options.cluster is None and cpus * options.workers > (os.cpu_count() or 1):
         raise BadInput(
@@ -114,6 +121,7 @@ def run_parallel(
         proposer = ModelProposer(lambda: coordinator.default_briefing())
     save = save_recording(recorder.path)
     progress = Progress(options.max_experiments or pb.budget.max_experiments, unit)
+    starting = time.monotonic()
     try:
         engine = RayEngine(
             address=options.cluster,
@@ -160,7 +168,7 @@ def run_parallel(
         recorder.update_meta(workers=options.workers, cluster=options.cluster, worker_hosts=hosts)
         recorder.event(
             "workers", 0, started=started, hosts=hosts, nodes={k: engine.node_of.get(k) for k in started},
-            address=engine.address, private=bool(engine.local),
+            address=engine.address, private=bool(engine.local), startup_s=round(time.monotonic() - starting, 3),
         )
         coordinator.start_tips(started, base)
         with stop_on_ctrl_c(coordinator, say):

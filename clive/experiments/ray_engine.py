@@ -175,7 +175,7 @@ class RayEngine:
             if "ray" in sys.modules:  # Ray reads its token settings once, as it loads
                 raise EngineError("a private Ray instance must start before Ray is loaded in this process")
             gpus = int(resources.get("gpus", 0)) or None
-            self.local = LocalRay(cpus=os.cpu_count() or 1, gpus=_gpu_count() if gpus else None)
+            self.local = LocalRay(cpus=os.cpu_count() or 1, gpus=gpu_count() if gpus else None)
             address = self.local.address
         self.address = address
         self.ray = _import_ray(_is_loopback(address))
@@ -326,8 +326,11 @@ def _actor_options(resources: dict[str, float]) -> dict[str, Any]:
     return options
 
 
-def _gpu_count() -> int:
-    """GPUs on this machine as nvidia-smi lists them (0 where there is none)."""
+def gpu_count() -> int:
+    """GPUs this process may use: those CUDA_VISIBLE_DEVICES names, else all nvidia-smi lists."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
     try:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
     except (OSError, subprocess.TimeoutExpired):
