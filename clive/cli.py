@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -165,6 +167,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             cluster=args.cluster,
         )
         if args.tui:
+            from clive.experiments.runner import runs_in_parallel
+
+            if runs_in_parallel(options):
+                from clive.tui.watch import watch_run
+
+                after_run = args.argv[args.argv.index("run") + 1:]
+                return watch_run([a for a in after_run if a != "--tui"])
             from clive.tui.live import run_live
 
             return run_live(options, auto_approve=True)
@@ -179,7 +188,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(line)
         return EXIT_OK
     if args.command == "replay":
-        from clive.session import SessionReader, format_timeline, resolve_session
+        from clive.session import SessionReader, format_timeline, format_workers, resolve_session
 
         session_dir = resolve_session(args.session, args.sessions)
         if not args.print_:
@@ -187,7 +196,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             return run_replay(session_dir, follow=not args.no_follow)
         reader = SessionReader.open(session_dir)
-        for line in format_timeline(reader):
+        for line in format_timeline(reader) + format_workers(reader):
             print(line)
         for problem in reader.problems:
             print(f"clive: {problem}", file=sys.stderr)

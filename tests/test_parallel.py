@@ -161,12 +161,19 @@ def cluster():
     proc.wait(timeout=60)
 
 
-def test_two_workers_on_a_private_ray_keep_results_branch_and_recordings_in_agreement(tmp_path):
-    root = make_project(tmp_path, {"a": [1, 2, 3], "b": [1, 2], "c": [1]}, weight={"a": 10, "b": 3, "c": 1})
+@pytest.fixture(scope="module")
+def private_run(tmp_path_factory):
+    """A run of 2 workers on a private Ray: (the project, the finished run's process, its session)."""
+    root = make_project(tmp_path_factory.mktemp("private"), {"a": [1, 2, 3], "b": [1, 2], "c": [1]},
+                        weight={"a": 10, "b": 3, "c": 1})
     done = clive(root, "knobs.md", "--workers", "2", "--max-experiments", "6")
+    return root, done, only_session(root) if (root / "sessions").exists() else None
+
+
+def test_two_workers_on_a_private_ray_keep_results_branch_and_recordings_in_agreement(private_run):
+    root, done, session = private_run
     assert done.returncode == 0, done.stderr
     assert "a private Ray on 127.0.0.1:" in done.stderr
-    session = only_session(root)
     rows = check_consistent(session, 6)
     check_measured_trees(session)
     assert {r.worker for r in rows[1:]} == {1, 2}  # both workers measured experiments
@@ -179,6 +186,107 @@ def test_two_workers_on_a_private_ray_keep_results_branch_and_recordings_in_agre
     assert not ray_processes("clive-ray-")  # the private Ray went away with the run
     listed = subprocess.run([sys.executable, "-m", "clive", "sessions"], cwd=root, capture_output=True, text=True)
     assert "2 workers" in listed.stdout
+
+
+@pytest.mark.anyio
+async def test_the_replay_names_each_experiments_worker_and_switches_between_their_terminals(private_run):
+    from textual.widgets import DataTable
+
+    from clive.tui.replay import ReplayApp
+
+    root, done, session = private_run
+    assert done.returncode == 0, done.stderr
+    rows = ResultsTable(session / "results.tsv").rows()
+    workers = {k: SessionReader.open(session / "workers" / str(k)) for k in (1, 2)}
+    app = ReplayApp(SessionReader.open(session), follow=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one("#results-table", DataTable)
+        assert [table.get_row_at(i)[1] for i in range(table.row_count)] == [f"w{r.worker}" for r in rows]
+        # The coordinator types nothing: the viewer opens on the first worker's terminal.
+        assert app.worker == 1 and len(app.cycle_events) == len(workers[1].cycles())
+        assert "worker 1" in app.terminal_view.border_title
+        await pilot.press("w")
+        assert app.worker == 2 and len(app.cycle_events) == len(workers[2].cycles())
+        assert app.cycle_events[app.index] == workers[2].cycles()[0]
+        # Choosing an experiment's row shows its worker at the experiment's first cycle: the edit.
+        row = next(i for i, r in enumerate(rows) if i > 0 and r.worker == 1 and "again on" not in r.description)
+        table.focus()
+        table.move_cursor(row=row)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.worker == 1
+        knob = rows[row].description.split(" = ")[0]
+        action = app.cycle_events[app.index]["action"]
+        assert action["type"] == "edit_file" and action["path"] == f"knob_{knob}.py", action
+        assert app.terminal_view.snapshot is not None
+    printed = subprocess.run([sys.executable, "-m", "clive", "replay", str(session), "--print"],
+                             cwd=root, capture_output=True, text=True)
+    assert printed.returncode == 0, printed.stderr
+    listed = [line.split() for line in printed.stdout.splitlines()[1:len(rows) + 1]]
+    assert [(int(p[0]), p[1]) for p in listed] == [(r.experiment, f"w{r.worker}") for r in rows]
+    assert f"worker 1 ({session / 'workers' / '1'}):" in printed.stdout
+    assert f"worker 2 ({session / 'workers' / '2'}):" in printed.stdout
+
+
+def test_a_workers_recording_reaches_the_session_while_its_experiment_runs(tmp_path, cluster):
+    root = make_project(tmp_path, {"a": [1], "b": [1]}, slow={"a=1": 6.0})
+    env = {**os.environ, **cluster["env"]}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clive", "run", "knobs.md", "--workers", "2", "--cluster", cluster["address"]],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        seen_early = False
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline and not seen_early:
+            time.sleep(0.2)
+            found = list(root.glob("sessions/*/workers/*/events.jsonl"))
+            results = list(root.glob("sessions/*/results.tsv"))
+            measured = results[0].read_text() if results else ""
+            for path in found:
+                if '"candidate": "a = 1"' in path.read_text() and "a = 1" not in measured:
+                    seen_early = True  # the slow experiment is under way, and its worker's cycles are here
+        assert seen_early, "no worker's recording came before its report"
+    finally:
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    session = only_session(root)
+    check_consistent(session, 2)
+    check_recordings_replay(session)
+    for folder in (session / "workers").iterdir():  # every event once, in order
+        times = [e["t"] for e in map(json.loads, (folder / "events.jsonl").read_text().splitlines())]
+        assert times == sorted(times)
+        cycles = [e["cycle"] for e in SessionReader.open(folder).cycles()]
+        assert cycles == list(range(1, len(cycles) + 1))
+
+
+@pytest.mark.timeout(240)
+def test_a_parallel_run_with_tui_is_watched_live_and_quitting_the_viewer_stops_it_saved(tmp_path):
+    from clive.terminal import Terminal
+
+    # Both first experiments take a minute: the viewer is looked at while they run.
+    root = make_project(tmp_path, {"a": [1, 2]}, slow={"a=1": 60.0, "a=2": 60.0})
+    with Terminal(cols=140, rows=40, cwd=root) as term:
+        term.type(f"{sys.executable} -m clive run knobs.md --workers 2 --tui\r")
+
+        def shows(*texts: str) -> Any:
+            return lambda snap: all(any(t in line for line in snap.lines) for t in texts)
+
+        # Worker 1's terminal, streamed while its experiment runs: the edit it made for a = 1.
+        term.wait_screen(shows("● live", "worker 1", "w1", "knob_a.py"), timeout=90)
+        term.press("w")
+        term.wait_screen(shows("worker 2", "knob_a.py"), timeout=30)
+        term.press("q")
+        term.wait_prompt(timeout=90)
+        assert term.run("echo $?").output.strip() == "130"
+        said = term.snapshot().text()
+    assert "stopping the run" in said and "interrupted" in said
+    session = only_session(root)
+    assert json.loads((session / "meta.json").read_text())["status"] == "interrupted"
+    rows = check_consistent(session)
+    assert [r.description for r in rows] == ["baseline"]  # the two in flight are proposed again on resume
+    assert not ray_processes("clive-ray-")
 
 
 def test_a_better_candidate_built_on_an_older_best_is_measured_again_on_the_best(tmp_path, cluster):
@@ -276,7 +384,7 @@ def test_parallel_runs_refuse_bad_input_in_one_line_before_making_a_session(tmp_
         (["steps.md", "--workers", "2"], "needs an experiment playbook"),
         (["knobs.md", "--workers", "0"], "must be positive"),
         (["knobs.md", "--workers", str(4 * (os.cpu_count() or 1))], "CPUs; this machine has"),
-        (["knobs.md", "--workers", "2", "--approve"], "--workers runs headless"),
+        (["knobs.md", "--workers", "2", "--approve"], "--approve takes one worker"),
         (["gpus.md", "--workers", "2"], "needs 2 GPUs; this machine has none"),
     ]
     (root / "gpus.md").write_text((root / "knobs.md").read_text().replace("---\n", "---\nresources: {gpus: 1}\n", 1))

@@ -16,7 +16,7 @@ from clive.terminal import Terminal
 from clive.tui.checkpoints import CheckpointsScreen, DiffView, checkpoints_in
 from clive.tui.confirm import ConfirmDialog
 from clive.tui.live import LiveApp
-from clive.tui.metric_chart import MetricChart, Point, plot
+from clive.tui.metric_chart import MetricChart, Point, legend, plot
 from clive.tui.replay import ReplayApp
 
 SIZE = (100, 30)
@@ -251,6 +251,15 @@ def test_chart_marks_kept_discarded_and_crashed_experiments_under_the_best_so_fa
     # Axis labels name the extremes; the x axis names the first and last experiment.
     assert "".join(ch for ch, _ in grid[0]).startswith("12┤")
     assert "".join(ch for ch, _ in grid[5]).strip().startswith("└0") and grid[5][-1][0] == "3"
+
+
+def test_chart_of_a_run_with_workers_draws_each_experiment_as_its_workers_number():
+    points = [Point(0, 10.0, "keep", 1), Point(1, 9.0, "discard", 2), Point(2, 12.0, "keep", 2),
+              Point(3, None, "crash", 1)]
+    cells = {(ch, kind) for row in plot(points, 30, 6) for ch, kind in row if kind in ("keep", "discard", "crash")}
+    assert cells == {("1", "keep"), ("2", "discard"), ("2", "keep"), ("×", "crash")}
+    assert legend(points) == "1-9 the worker, bold kept ×crash ─best"
+    assert legend(points[:2]) == "1-9 the worker, bold kept ─best"
 
 
 def test_chart_squeezes_many_experiments_into_its_width_keeping_kept_ones_visible():

@@ -59,6 +59,11 @@ class Engine(Protocol):
         """What each busy worker is doing right now, in a line (its policy's latest step)."""
         ...
 
+    def recordings(self) -> dict[int, dict[str, bytes]]:
+        """What busy workers' recordings gained since last asked (never waits), so that they can be
+        watched while an experiment runs; a report brings the rest."""
+        ...
+
 
 class Proposer(Protocol):
     """Distinct candidates, aware of what is in flight (with each worker's note, where it wants them)."""
@@ -131,6 +136,8 @@ class Coordinator(ExperimentBook):
                 halted, stopped = self._fill()
             if not self._in_flight:
                 break
+            for worker, files in self.engine.recordings().items():
+                self._recording(worker, files)
             for done in self.engine.wait(WAIT_SLICE):
                 trouble = self._take(done)
                 if trouble and not halted:

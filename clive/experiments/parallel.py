@@ -47,9 +47,10 @@ def check(pb: Playbook, options: Any, policy: str, hosted: bool) -> None:
         raise BadInput(f"--workers runs the scripted or the claude policy, not {policy}")
     if policy == "scripted" and not pb.search:
         raise BadInput(f"{pb.path}: the scripted policy needs a `search` space for an experiment playbook")
-    if options.approve or hosted:
-        raise BadInput("--workers runs headless: --approve and --tui are for one worker (watch a parallel "
-                            "run with `clive replay SESSION`, which follows it live)")
+    if options.approve:
+        raise BadInput("--approve takes one worker: a parallel run's experiments are not approved one by one")
+    if hosted:
+        raise BadInput("the co-pilot drives one worker: `clive run PLAYBOOK --workers N --tui` watches a parallel run")
     if not ray_available():
         raise BadInput(INSTALL)
     gpus = pb.resources.get("gpus", 0)

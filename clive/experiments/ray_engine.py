@@ -11,6 +11,7 @@ and recordings come back as bytes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import ipaddress
 import os
@@ -28,11 +29,13 @@ from clive.experiments.coordinator import EngineError, Finished
 from clive.experiments.worker import Assignment, Worker, WorkerError, WorkerSetup
 from clive.safety.limits import Watchdog
 from clive.safety.procs import end_session
+from clive.session.files import META
 
 INSTALL = "parallel workers need Ray: pip install 'clive[cluster]'"
 START_TIMEOUT = 60.0  # seconds for the private instance to answer, and for workers to be placed
 STOP_GRACE = 10.0  # seconds a stopped worker has to hand its experiment back before it is ended
 CLOSE_TIMEOUT = 30.0
+RECORDING_INTERVAL = 1.0  # seconds between asking busy workers for their recordings' news
 # Ray 2.60 turns a loopback --node-ip-address into the machine's own address unless it believes it
 # runs without a cluster (this switch): for an instance on 127.0.0.1 it must be off before ray loads.
 _LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -121,7 +124,7 @@ class LocalRay:
 
 
 def _actor_class(ray: Any) -> Any:
-    @ray.remote(max_concurrency=3)  # stop() and note() answer while run() works
+    @ray.remote(max_concurrency=4)  # stop(), note() and recording() answer while run() works
     class WorkerActor:
         def __init__(self) -> None:
             self.worker: Worker | None = None
@@ -142,6 +145,9 @@ def _actor_class(ray: Any) -> Any:
         def stop(self) -> None:
             if self.worker is not None:
                 self.worker.stop()
+
+        def recording(self) -> dict[str, bytes]:
+            return self.worker.recording() if self.worker is not None else {}
 
         def note(self) -> str:
             return self.worker.note if self.worker is not None else ""
@@ -198,6 +204,8 @@ class RayEngine:
         self._running: dict[Any, tuple[int, float]] = {}  # ref -> (worker, started)
         self._bundles: tuple[str, Any] | None = None
         self._stopped_at: float | None = None
+        self._pulls: dict[Any, int] = {}  # ref of a recording() asked for -> its worker
+        self._last_pull = 0.0
 
     def nodes(self) -> int:
         return sum(1 for n in self.ray.nodes() if n.get("Alive"))
@@ -251,7 +259,11 @@ class RayEngine:
         for ref in ready:
             worker, _ = self._running.pop(ref)
             try:
-                finished.append(Finished(worker, ray.get(ref)))
+                report = ray.get(ref)
+                earlier = self._pulled(worker)  # bytes a pull took before the report took the rest
+                if earlier:
+                    report = dataclasses.replace(report, recording=_joined(earlier, report.recording))
+                finished.append(Finished(worker, report))
             except ray.exceptions.RayActorError as exc:  # the actor, its process or its node is gone
                 finished.append(Finished(worker, None, _why(exc)))
                 self._end(worker)
@@ -274,6 +286,36 @@ class RayEngine:
             with contextlib.suppress(Exception):
                 self._actors[worker].stop.remote()
 
+    def recordings(self) -> dict[int, dict[str, bytes]]:
+        """What busy workers' recordings gained, as far as has come back; asks them again every
+        RECORDING_INTERVAL. Never waits."""
+        ray = self.ray
+        got: dict[int, dict[str, bytes]] = {}
+        if self._pulls:
+            ready, _ = ray.wait(list(self._pulls), num_returns=len(self._pulls), timeout=0)
+            for ref in ready:
+                worker = self._pulls.pop(ref)
+                with contextlib.suppress(Exception):  # a worker that is gone is reported by wait()
+                    got[worker] = _joined(got.get(worker, {}), ray.get(ref))
+        now = time.monotonic()
+        if now - self._last_pull >= RECORDING_INTERVAL:
+            self._last_pull = now
+            asking = set(self._pulls.values())
+            for worker, _ in self._running.values():
+                if worker not in asking and worker in self._actors:
+                    self._pulls[self._actors[worker].recording.remote()] = worker
+        return got
+
+    def _pulled(self, worker: int) -> dict[str, bytes]:
+        """The answers to ``worker``'s pulls still out, waited for (they were taken before what follows)."""
+        refs = [ref for ref, k in self._pulls.items() if k == worker]
+        got: dict[str, bytes] = {}
+        for ref in refs:
+            del self._pulls[ref]
+            with contextlib.suppress(Exception):
+                got = _joined(got, self.ray.get(ref, timeout=CLOSE_TIMEOUT))
+        return got
+
     def notes(self) -> dict[int, str]:
         ray = self.ray
         asked = {self._actors[w].note.remote(): w for w, _ in self._running.values()}
@@ -289,13 +331,14 @@ class RayEngine:
     def close(self) -> dict[int, dict[str, bytes]]:
         """End every worker (their recordings' last bytes come back) and the Ray of this run."""
         ray = self.ray
+        rest: dict[int, dict[str, bytes]] = {k: self._pulled(k) for k in set(self._pulls.values())}
         closing = {self._actors[k].close.remote(): k for k in self._hosts}
-        rest: dict[int, dict[str, bytes]] = {}
         if closing:
             ready, _ = ray.wait(list(closing), num_returns=len(closing), timeout=CLOSE_TIMEOUT)
             for ref in ready:
                 with contextlib.suppress(Exception):
-                    rest[closing[ref]] = ray.get(ref)
+                    k = closing[ref]
+                    rest[k] = _joined(rest.get(k, {}), ray.get(ref))
         for k in list(self._actors):
             self._end(k)
         self._teardown()
@@ -314,6 +357,14 @@ class RayEngine:
         if self.local is not None:
             self.local.close()
             self.local = None
+
+
+def _joined(first: dict[str, bytes], then: dict[str, bytes]) -> dict[str, bytes]:
+    """Two pieces of a recording in the order they were taken: growing files appended, meta.json the later."""
+    out = dict(first)
+    for name, data in then.items():
+        out[name] = data if name == META else out.get(name, b"") + data
+    return out
 
 
 def _actor_options(resources: dict[str, float]) -> dict[str, Any]:

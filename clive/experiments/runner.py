@@ -126,9 +126,16 @@ Body = Callable[[Callable[[str], None]], tuple[int, str]]
 Host = Callable[[Terminal, Agent, Recorder, Policy, Body], tuple[int, str]]
 
 
-def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: Host | None = None) -> int:
-    """Run (or resume) a playbook headless, or inside ``host``; returns the exit code."""
-    say = err or (lambda text: print(text, file=sys.stderr, flush=True))
+def runs_in_parallel(options: RunOptions) -> bool:
+    """Whether ``clive run --tui`` with these options takes parallel workers (the playbook's
+    ``workers``, a resumed run's own count, or the command line's); bad input is refused here as
+    by ``run``."""
+    return parallel.wanted(_plan(options, hosted=True)[3])
+
+
+def _plan(options: RunOptions, *, hosted: bool) -> tuple[Playbook, str, dict[str, Any] | None, RunOptions]:
+    """The playbook, the policy, a resumed run's meta.json, and the options with the budgets and
+    workers the run was started with filled in (the command line wins)."""
     resume_meta: dict[str, Any] | None = None
     if options.resume:
         session_dir = _session_dir(options.sessions, options.resume)
@@ -139,7 +146,7 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
         recorded = resume_meta.get("playbook", "")
         playbook_path = options.playbook or (None if recorded == "-" else Path(recorded))  # "-": free hand
         policy_name = resume_meta.get("policy", options.policy)
-        if policy_name == "human" and host is None:
+        if policy_name == "human" and not hosted:
             raise BadInput(f"{options.resume} is a free-hand co-pilot session: `clive tui --resume {options.resume}`")
     else:
         if options.playbook is None and options.policy != "human":
@@ -166,6 +173,14 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
         cluster = os.environ.get("RAY_ADDRESS") or None
     options = dataclasses.replace(options, max_experiments=max_experiments, max_cycles=max_cycles,
                                   workers=workers, cluster=cluster)
+    return pb, policy_name, resume_meta, options
+
+
+def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: Host | None = None) -> int:
+    """Run (or resume) a playbook headless, or inside ``host``; returns the exit code."""
+    say = err or (lambda text: print(text, file=sys.stderr, flush=True))
+    pb, policy_name, resume_meta, options = _plan(options, hosted=host is not None)
+    playbook_path = None if pb.path == Path("-") else pb.path
     if parallel.wanted(options):
         parallel.check(pb, options, policy_name, host is not None)
     try:

@@ -14,6 +14,7 @@ import fnmatch
 import os
 import shutil
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,7 @@ class Worker:
             ROWS,
         )
         self._sent: dict[str, int] = dict.fromkeys(_GROWING, 0)
+        self._sending = threading.Lock()  # the coordinator asks for news while run() works
         self.note = ""  # what the policy did last, for the other workers' briefings
         env = {name: os.environ[name] for name in _PASSED_ON if name in os.environ}
         sandbox = None
@@ -230,7 +232,12 @@ class Worker:
             pass
 
     def recording(self) -> dict[str, bytes]:
-        """What the recording's files gained since the last call (whole lines only), and meta.json."""
+        """What the recording's files gained since the last call (whole lines only), and meta.json.
+        Each byte is sent once, in order, whichever thread asks."""
+        with self._sending:
+            return self._recording()
+
+    def _recording(self) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         for name in _GROWING:
             path = self.recorder.path / name

@@ -255,6 +255,34 @@ def format_timeline(reader: SessionReader) -> list[str]:
     return lines
 
 
+def format_workers(reader: SessionReader) -> list[str]:
+    """``clive replay --print`` of a run with several workers: its experiments (which worker ran
+    each), then each worker's own timeline from ``workers/<k>/``. Empty for any other session."""
+    folder = reader.path / "workers"
+    try:
+        workers = sorted((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    except OSError:
+        return []
+    lines = [f"{'n':>5}  {'worker':>6}  {'status':<8}  {'metric':>10}  description"]
+    for e in reader.events:
+        if e.get("type") != "experiment":
+            continue
+        metric = _number(e.get("metric"))
+        worker = e.get("worker")
+        lines.append(
+            f"{str(e.get('n', '?')):>5}  {f'w{worker}' if type(worker) is int else '-':>6}  "
+            f"{str(e.get('status', '?')):<8}  {f'{metric:.6g}' if metric is not None else '-':>10}  "
+            f"{e.get('description', '')}"
+        )
+    for path in workers:
+        lines += ["", f"worker {path.name} ({path}):"]
+        try:
+            lines += format_timeline(SessionReader.open(path))
+        except SessionError as exc:
+            lines.append(f"  cannot read: {exc}")
+    return lines
+
+
 def resolve_session(name: str, sessions_dir: str | os.PathLike[str]) -> Path:
     """A session named on the command line: a directory, an id in ``sessions_dir``, or a
     unique prefix of one."""

@@ -1,6 +1,7 @@
 """The metric per experiment as a small character chart: kept and discarded experiments marked,
 crashes at the bottom, and the best-so-far line stepping to each kept one (the keep rule only keeps
-improvements, so the last kept metric is the best so far, whichever the direction)."""
+improvements, so the last kept metric is the best so far, whichever the direction). In a run with
+several workers each measured experiment is drawn as the number of the worker that ran it."""
 
 from __future__ import annotations
 
@@ -17,11 +18,20 @@ MARKS = {KEEP: "●", DISCARD: "○", CRASH: "×"}
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """One experiment: its number, metric (None when it crashed or printed none) and status."""
+    """One experiment: its number, metric (None when it crashed or printed none), status, and the
+    worker that ran it (None in a run without workers)."""
 
     n: int
     metric: float | None
     status: str
+    worker: int | None = None
+
+
+def mark(p: Point) -> str:
+    """The character for a measured experiment: its worker's number (1-9), else its status's mark."""
+    if p.worker is not None and 1 <= p.worker <= 9:
+        return str(p.worker)
+    return MARKS[p.status if p.status in MARKS else DISCARD]
 
 
 def fmt(value: float) -> str:
@@ -42,7 +52,10 @@ def best_so_far(points: list[Point]) -> list[float | None]:
 def legend(points: list[Point]) -> str:
     """What the marks on the chart mean, naming only those it shows (the border is narrow)."""
     kinds = {p.status if p.metric is not None else CRASH for p in points}
-    parts = [f"{MARKS[k]}{k}" for k in (KEEP, DISCARD, CRASH) if k in kinds]
+    shown = (CRASH,) if any(p.worker is not None for p in points) else (KEEP, DISCARD, CRASH)
+    parts = [f"{MARKS[k]}{k}" for k in shown if k in kinds]
+    if len(shown) == 1:
+        parts.insert(0, "1-9 the worker, bold kept")
     if any(b is not None for b in best_so_far(points)):
         parts.append("─best")
     return " ".join(parts)
@@ -132,7 +145,7 @@ def plot(points: list[Point], width: int, height: int) -> list[list[Cell]]:
             put(rows - 1, x, MARKS[CRASH], CRASH)
         else:
             kind = p.status if p.status in MARKS else DISCARD
-            put(row_of(p.metric), x, MARKS[kind], kind)
+            put(row_of(p.metric), x, mark(p), kind)
     return grid
 
 

@@ -1,10 +1,13 @@
-"""Experiment results: the table (n, commit, metric, status, description) and a metric chart."""
+"""Experiment results: the table (n, commit, metric, status, description, and the worker in a run
+with several) and a metric chart. Choosing a row (Enter or a click) asks the viewer to show it."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from textual import on
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.widgets import DataTable
 
 from clive.tui.metric_chart import MetricChart, Point
@@ -44,8 +47,17 @@ class ResultsPane(Horizontal):
     }
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    class Chosen(Message):
+        """The person chose an experiment's row: ``event`` is its experiment event."""
+
+        def __init__(self, event: dict[str, Any]) -> None:
+            super().__init__()
+            self.event = event
+
+    def __init__(self, *, workers: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.by_worker = workers  # a column for the worker that ran each experiment
+        self.events: list[dict[str, Any]] = []  # one per row
         self.table: DataTable[str] = DataTable(cursor_type="row", id="results-table")
         self.table.border_title = "results"
         self.chart = MetricChart(id="metric-chart")
@@ -56,7 +68,9 @@ class ResultsPane(Horizontal):
         yield self.chart
 
     def on_mount(self) -> None:
-        for name in ("n", "commit", "metric", "status", "description"):
+        names = ("n", "w", "commit", "metric", "status", "description") if self.by_worker else (
+            "n", "commit", "metric", "status", "description")
+        for name in names:
             self.table.add_column(name, key=name)
 
     def add_results(self, events: list[dict[str, Any]]) -> None:
@@ -65,14 +79,26 @@ class ResultsPane(Horizontal):
         for e in events:
             metric = _metric(e.get("metric"))
             commit = str(e.get("commit") or "-")[:8]
-            self.table.add_row(
+            worker = e.get("worker") if type(e.get("worker")) is int else None
+            cells = [
                 str(e.get("n", "?")),
                 commit,
                 f"{metric:g}" if metric is not None else "-",
                 str(e.get("status", "?")),
                 str(e.get("description", "")),
-            )
+            ]
+            if self.by_worker:
+                cells.insert(1, f"w{worker}" if worker is not None else "-")
+            self.table.add_row(*cells)
+            self.events.append(e)
             n = e.get("n")
-            self.points.append(Point(n if type(n) is int else len(self.points), metric, str(e.get("status", "?"))))
+            self.points.append(Point(n if type(n) is int else len(self.points), metric, str(e.get("status", "?")),
+                                     worker if self.by_worker else None))
         self.chart.set_points(self.points)
         self.add_class("-has-results")
+
+    @on(DataTable.RowSelected)
+    def _chosen(self, message: DataTable.RowSelected) -> None:
+        message.stop()
+        if 0 <= message.cursor_row < len(self.events):
+            self.post_message(self.Chosen(self.events[message.cursor_row]))

@@ -1,4 +1,5 @@
-"""What replay and live mode share: the layout, cycle navigation, following a session on disk."""
+"""What replay and live mode share: the layout, cycle navigation, following a session on disk, and
+in a run with several workers, switching the terminal and timeline between the workers' recordings."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ NAVIGATION: list[BindingType] = [
     Binding("colon", "goto", "Go to"),
 ]
 GENERAL: list[BindingType] = [
+    Binding("w", "next_worker", "Worker"),
     Binding("c", "checkpoints", "Checkpoints"),
     Binding("d", "toggle_dark", "Theme", show=False),
     Binding("q", "quit", "Quit"),
@@ -77,7 +79,12 @@ class SessionApp(App[int]):
 
     def __init__(self, reader: SessionReader | None, *, follow: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.reader = reader
+        self.home = reader  # the session opened: its results, title and status
+        self.reader = reader  # the recording in the terminal and timeline: home's, or a worker's
+        self.worker: int | None = None  # whose recording is shown (None: home's own)
+        self._worker_readers: dict[int, SessionReader] = {}
+        workers = reader.meta.get("workers") if reader is not None else None
+        self.parallel = type(workers) is int and workers > 1
         self.follow = follow
         self.cycle_events: list[dict[str, Any]] = []
         self.index = -1  # selected row of the timeline
@@ -99,7 +106,7 @@ class SessionApp(App[int]):
                 yield Timeline(id="timeline")
                 yield CycleDetail(id="detail")
         yield from self.compose_extra()
-        yield ResultsPane(id="results")
+        yield ResultsPane(id="results", workers=self.parallel)
         yield Footer(compact=True, id="footer")
 
     def compose_extra(self) -> ComposeResult:
@@ -123,6 +130,8 @@ class SessionApp(App[int]):
         self.terminal_view.border_title = self.terminal_title
         self.terminal_view.show(blank_snapshot())
         self.load_new()
+        if self.parallel and not self.cycle_events and self.worker_numbers():
+            self.show_worker(self.worker_numbers()[0])  # the coordinator types nothing: its workers do
         # The session read so far lives as long as the viewer: keep it out of the collector's
         # full passes, which otherwise walk every event and pause a step for tens of ms.
         gc.freeze()
@@ -138,11 +147,13 @@ class SessionApp(App[int]):
         gc.unfreeze()
 
     def title_parts(self) -> list[str]:
-        reader = self.reader
+        reader = self.home
         if reader is None:
             return []
         meta = reader.meta
         parts = [f"session {reader.id}", str(meta.get("status", "?"))]
+        if self.worker is not None:
+            parts.append(f"worker {self.worker}")
         # Where we are comes early: the line is cut at the right edge of a narrow terminal.
         count = len(self.cycle_events)
         if 0 <= self.index < count:
@@ -163,13 +174,21 @@ class SessionApp(App[int]):
     # ---- reading the session -------------------------------------------------------------
 
     def load_new(self, new: Iterable[dict[str, Any]] | None = None) -> None:
-        """Add events to the timeline and results (all the reader has, the first time)."""
-        reader = self.reader
+        """Add the session's events to the results, and to the timeline while its own recording is
+        shown (all the session has, the first time)."""
+        reader = self.home
         if reader is None:
             return
         events = list(reader.events if new is None else new)
+        self.query_one(ResultsPane).add_results([e for e in events if e.get("type") == "experiment"])
+        if self.reader is reader:
+            self.load_cycles(events)
+        self.show_problems()
+        self.update_title()
+
+    def load_cycles(self, events: list[dict[str, Any]]) -> None:
+        """Add the shown recording's cycles to the timeline, and its checkpoints."""
         cycles = [e for e in events if e.get("type") == "cycle"]
-        results = [e for e in events if e.get("type") == "experiment"]
         at_end = self.index == len(self.cycle_events) - 1
         if cycles:
             for i, event in enumerate(cycles, start=len(self.cycle_events)):
@@ -181,10 +200,7 @@ class SessionApp(App[int]):
                 self.select(0 if self.start_at_first else last)
             elif at_end and self.follow:
                 self.select(last)
-        self.query_one(ResultsPane).add_results(results)
         self.add_checkpoints(checkpoints_in(events))
-        self.show_problems()
-        self.update_title()
 
     def add_checkpoints(self, entries: list[CheckpointEntry]) -> None:
         if not entries:
@@ -197,10 +213,11 @@ class SessionApp(App[int]):
             self.screen.add_entries(entries)
 
     def poll_session(self) -> None:
-        if self.reader is None:
+        if self.home is None:
             return
         try:
-            new = self.reader.refresh()
+            new = self.home.refresh()
+            shown = self.reader.refresh() if self.reader is not self.home and self.reader is not None else []
         except (OSError, SessionError) as exc:
             self.show_problems([str(exc)])
             return
@@ -208,6 +225,75 @@ class SessionApp(App[int]):
             self.load_new(new)
         else:
             self.show_problems()
+        if self.parallel and self.worker is None and not self.cycle_events and self.worker_numbers():
+            self.show_worker(self.worker_numbers()[0])  # the first worker's recording has come
+        if shown:
+            self.load_cycles(shown)
+            self.update_title()
+
+    # ---- workers -----------------------------------------------------------------------
+
+    def worker_numbers(self) -> list[int]:
+        """The workers with a recording in the session (``workers/<k>/``), in order."""
+        if self.home is None:
+            return []
+        try:
+            return sorted(int(p.name) for p in (self.home.path / "workers").iterdir() if p.name.isdigit())
+        except OSError:
+            return []
+
+    def show_worker(self, worker: int) -> bool:
+        """Show worker ``worker``'s recording in the terminal and the timeline."""
+        if worker == self.worker:
+            return True
+        reader = self._worker_readers.get(worker)
+        if reader is None and self.home is not None:
+            try:
+                reader = SessionReader.open(self.home.path / "workers" / str(worker))
+            except SessionError as exc:
+                self.notify(f"worker {worker}: {exc}", severity="warning")
+                return False
+            self._worker_readers[worker] = reader
+        self.reader, self.worker = reader, worker
+        self.cycle_events, self.index = [], -1
+        self._screens.clear()
+        self._index_of.clear()
+        self.timeline.clear()
+        self.checkpoints = []
+        self.terminal_view.border_title = f"{self.terminal_title} · worker {worker}"
+        self.terminal_view.show(blank_snapshot(message=f"worker {worker} has no cycles yet"))
+        if reader is not None:
+            reader.refresh()
+            self.load_cycles(reader.events)
+        self.refresh_bindings()
+        self.update_title()
+        return True
+
+    def action_next_worker(self) -> None:
+        numbers = self.worker_numbers()
+        if not numbers:
+            self.notify("no worker has sent its recording yet", severity="warning")
+            return
+        later = [k for k in numbers if self.worker is None or k > self.worker]
+        self.show_worker(later[0] if later else numbers[0])
+
+    @on(ResultsPane.Chosen)
+    def _experiment_chosen(self, message: ResultsPane.Chosen) -> None:
+        """Show the experiment's worker at the cycle where the experiment began."""
+        worker, trial = message.event.get("worker"), message.event.get("trial")
+        if not self.parallel or type(worker) is not int or not self.show_worker(worker) or self.reader is None:
+            return
+        # The row's measurement is the worker's last assignment of the trial (an earlier one may have
+        # been measured on an older best).
+        events = self.reader.events
+        starts = [e.get("cycle") for e in events if e.get("type") == "assignment" and e.get("trial") == trial]
+        start = starts[-1] if starts else None
+        if type(start) is int:
+            # The assignment is logged after the cycles before it: its experiment's first is the next.
+            later = [i for i, e in enumerate(self.cycle_events) if type(e.get("cycle")) is int and e["cycle"] > start]
+            if later:
+                self.select(later[0])
+                self.timeline.focus()
 
     def show_problems(self, extra: list[str] | None = None) -> None:
         problems = list(self.reader.problems if self.reader is not None else []) + list(extra or [])
@@ -338,6 +424,8 @@ class SessionApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "checkpoints":
             return bool(self.checkpoints)  # hidden until the session has one
+        if action == "next_worker":
+            return self.parallel  # only a run with several workers has any
         return True
 
     def action_toggle_dark(self) -> None:
@@ -354,6 +442,7 @@ class SessionApp(App[int]):
         ("Go to cycle", "Jump to a cycle by number (:)", "goto"),
         ("Zoom the terminal", "Show the terminal alone, or everything again (z)", "zoom"),
         ("Checkpoints", "List the checkpoints, diff two of them (c)", "checkpoints"),
+        ("Next worker", "Show the next worker's terminal and cycles (w; or choose a result row)", "next_worker"),
         ("Toggle light/dark theme", "Switch between the light and dark theme (d)", "toggle_dark"),
     ]
 

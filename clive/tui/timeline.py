@@ -130,6 +130,15 @@ class Timeline(ScrollView, can_focus=True):
         self._drawn_with: tuple[object, ...] = ()  # width and styles the kept strips were drawn with
         self._styles: dict[str, Style] = {}
 
+    def clear(self) -> None:
+        """Forget every row: the viewer shows another recording (another worker's)."""
+        self.cycles = []
+        self.cursor_row = 0
+        self._strips.clear()
+        self.virtual_size = Size(0, 1)
+        self.scroll_to(y=0, animate=False, force=True)
+        self.refresh()
+
     def add_cycles(self, cycles: list[dict[str, Any]]) -> None:
         if not cycles:
             return
