@@ -8,7 +8,11 @@
    metric over the experiments, (max - min) / median, with one worker, with two pinned to a core each,
    and with two sharing the cores unpinned, against the playbook's noise margin.
 
-    python bench/parallel.py [--quick]
+3. Where there are GPUs: `playbooks/cuda.md` in-process (one GPU) against N workers with a GPU each
+   (N = the GPUs this process may use) on a Ray instance on 127.0.0.1. Target: >= 0.9 N times the
+   experiments per hour. With one GPU that is the cost of the Ray path on a GPU eval.
+
+    python bench/parallel.py [--quick] [--only=rates,spreads,gpus]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -162,11 +167,61 @@ def _spreads(quick: bool) -> list[dict]:
     return rows
 
 
-def run(quick: bool) -> list[dict]:
-    return _rates(quick) + _spreads(quick)
+def _started(ray: Any, timeout: float) -> bool:
+    """Whether ``ray start`` said its node is up (it prints this once the raylet has joined)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and ray.proc.poll() is None:
+        if "Ray runtime started" in (ray.temp_dir / "ray-start.log").read_text(errors="replace"):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _gpus(quick: bool) -> list[dict]:
+    from clive.experiments.ray_engine import LocalRay, gpu_count
+
+    gpus = gpu_count()
+    if not gpus or not shutil.which("nvcc"):
+        return [{"figure": "cuda.md, N workers with a GPU each vs 1 in-process: no GPU or nvcc here, not measured",
+                 "clive": None, "baseline": None, "unit": "", "ratio": None, "target": "", "pass": None}]
+    experiments = 6 if quick else 12
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        shutil.copytree(ROOT / "playbooks" / "cuda", root / "cuda")
+        shutil.copy(ROOT / "playbooks" / "cuda.md", root / "cuda.md")
+        one = _span(_clive(root, "cuda.md", "--max-experiments", str(experiments)))
+        ray = LocalRay(cpus=os.cpu_count() or 1, gpus=gpus)  # its token is in os.environ for the run
+        try:
+            if not _started(ray, 60):
+                raise RuntimeError(f"the Ray instance did not start: {ray.failure()}")
+            session = _clive(root, "cuda.md", "--max-experiments", str(experiments), "--workers", str(gpus),
+                             "--cluster", ray.address)
+            many = _span(session)
+            assigned = sorted(
+                json.loads((w / "meta.json").read_text()).get("gpus", {}).get("CUDA_VISIBLE_DEVICES", "?")
+                for w in (session / "workers").iterdir()
+            )
+        finally:
+            ray.close()
+    rate_one, rate_many = 3600 * one[1] / one[0], 3600 * many[1] / many[0]
+    return [{
+        "figure": f"cuda.md experiments per hour, {gpus} worker(s) with a GPU each (CUDA_VISIBLE_DEVICES "
+                  f"{', '.join(assigned)}) vs 1 in-process ({experiments} each)",
+        "clive": round(rate_many), "baseline": round(rate_one), "unit": "/h",
+        "ratio": round(rate_many / rate_one, 3), "target": f">= {0.9 * gpus:g}x",
+        "pass": rate_many / rate_one >= 0.9 * gpus,
+    }]
+
+
+PARTS = {"rates": _rates, "spreads": _spreads, "gpus": _gpus}
+
+
+def run(quick: bool, only: tuple[str, ...] = tuple(PARTS)) -> list[dict]:
+    return [row for name in only for row in PARTS[name](quick)]
 
 
 if __name__ == "__main__":
-    for row in run("--quick" in sys.argv):
+    chosen = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")), ",".join(PARTS))
+    for row in run("--quick" in sys.argv, tuple(chosen.split(","))):
         print(f"{row['figure']}: clive {row['clive']} {row['unit']} vs {row['baseline']} -> ratio {row['ratio']} "
               f"(target {row['target'] or '-'}) {'' if row['pass'] is None else 'PASS' if row['pass'] else 'FAIL'}")
