@@ -161,6 +161,16 @@ def test_claude_without_a_key_says_how_to_set_it(tmp_path):
     assert done.returncode == 1
     assert "ANTHROPIC_API_KEY is not set" in done.stderr and "--policy scripted" in done.stderr
     assert "Traceback" not in done.stderr
+    assert not (tmp_path / "sessions").exists()  # refused before anything was made
+
+
+def test_a_plain_program_md_with_the_scripted_policy_is_refused_before_a_session_exists(tmp_path):
+    (tmp_path / "program.md").write_text("# My research program\n\nMake it faster.\n")
+    done = _clive("run", "program.md", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "the scripted policy needs `steps`" in done.stderr and "--policy claude" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "sessions").exists()
 
 
 THREE_STEPS = """\

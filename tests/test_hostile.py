@@ -5,12 +5,15 @@ the next command."""
 from __future__ import annotations
 
 import base64
+import shutil
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clive.terminal import Terminal
+
+needs_zsh = pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed (.ci/run installs it)")
 
 ESC = b"\x1b"
 ST = ESC + b"\\"
@@ -155,6 +158,7 @@ def test_bash_echo_left_off_is_repaired_once_a_command_shows_it(term):
     assert term.snapshot().contains("echo seen")
 
 
+@needs_zsh
 @pytest.mark.parametrize("breakage", ["stty raw -echo", "stty -echo", "stty -isig -icanon"])
 def test_zsh_undoes_broken_modes_itself(tmp_path, breakage):
     with Terminal("zsh", cwd=tmp_path) as term:
@@ -163,7 +167,7 @@ def test_zsh_undoes_broken_modes_itself(tmp_path, breakage):
         assert term.repairs == []
 
 
-@pytest.mark.parametrize("shell", ["bash", "zsh"])
+@pytest.mark.parametrize("shell", ["bash", pytest.param("zsh", marks=needs_zsh)])
 def test_programs_that_set_their_own_modes_are_not_repaired(tmp_path, shell):
     with Terminal(shell, cwd=tmp_path) as term:
         term.type("vim -u NONE\r")

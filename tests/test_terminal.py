@@ -188,6 +188,43 @@ def test_python_repl_driven_by_keys(term):
     assert term.run("echo back").output == "back"
 
 
+@pytest.mark.parametrize(
+    ("start", "ready_text", "quit_keys"),
+    [
+        ("less big.txt", "line 1", "q"),
+        ("vim -u NONE big.txt", "line 1", ":wq<Enter>"),
+        ("sqlite3 :memory:", "sqlite>", ".quit<Enter>"),
+        (f"{sys.executable} -q", ">>>", "exit()<Enter>"),
+    ],
+)
+def test_run_right_after_the_keys_that_end_a_program_waits_for_the_prompt(term, tmp_path, start, ready_text,
+                                                                           quit_keys):
+    if shutil.which(start.split()[0]) is None:
+        pytest.skip(f"{start.split()[0]} is not installed")
+    (tmp_path / "big.txt").write_text("".join(f"line {i}\n" for i in range(1, 201)))
+    term.press(f"{start}<Enter>")
+    term.wait_text(ready_text)
+    term.wait_ready()
+    term.press(quit_keys)
+    result = term.run("echo back-at-the-prompt")  # no sleep, no wait_prompt: run() waits for it
+    assert (result.exit_code, result.output) == (0, "back-at-the-prompt")
+
+
+def test_run_waits_for_a_working_program_and_refuses_one_that_waits_for_input(term):
+    term.press("sleep 0.5; echo slept<Enter>")
+    result = term.run("echo after", timeout=10)
+    assert result.output == "after" and "slept" in term.snapshot().text()
+    term.press("cat<Enter>")
+    term.wait_ready()
+    started = time.monotonic()
+    with pytest.raises(TerminalError, match=r"cat is waiting for input \[waiting for a line"):
+        term.run("echo never", timeout=10)
+    assert time.monotonic() - started < 2  # refused, not waited out
+    assert "never" not in term.snapshot().text()
+    term.press("<C-d>")
+    assert term.run("echo done").output == "done"
+
+
 def test_wait_idle_settles_on_a_redrawing_program(term, tmp_path):
     script = tmp_path / "top.py"
     script.write_text(

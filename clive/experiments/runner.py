@@ -97,27 +97,37 @@ def approve_on_stdin(action: Action) -> Action | None:
                 print(f"not an action: {exc}", file=sys.stderr)
 
 
-def make_policy(
-    name: str, pb: Playbook, terminal: Terminal, workdir: Path, model: str | None
-) -> Policy:
+def check_policy(name: str, pb: Playbook) -> None:
+    """Refuse a playbook the policy cannot run (before anything is made for the run)."""
     if name == "scripted":
-        if pb.is_experiment:
-            if not pb.search:
-                raise BadInput(f"{pb.path}: the scripted policy needs a `search` space for an experiment playbook")
-            return SweepPolicy(pb.search, workdir)
-        if not pb.steps:
+        if pb.is_experiment and not pb.search:
+            raise BadInput(f"{pb.path}: the scripted policy needs a `search` space for an experiment playbook")
+        if not pb.is_experiment and not pb.steps:
             raise BadInput(
                 f"{pb.path}: the scripted policy needs `steps` (or `search`); "
                 "use --policy claude for a plain program.md"
             )
+    elif name == "claude":
+        from clive.agent.policies.claude import require_credentials
+
+        require_credentials()
+    elif name != "human":
+        raise BadInput(f"unknown policy {name!r} (expected scripted or claude)")
+
+
+def make_policy(
+    name: str, pb: Playbook, terminal: Terminal, workdir: Path, model: str | None
+) -> Policy:
+    check_policy(name, pb)
+    if name == "scripted":
+        if pb.is_experiment:
+            return SweepPolicy(pb.search, workdir)
         return ScriptedPolicy(pb.steps, pb.expects, screen=terminal.snapshot)
     if name == "claude":
         from clive.agent.policies.claude import ClaudePolicy
 
         return ClaudePolicy(pb.body, model=model or pb.model)
-    if name == "human":
-        return HumanPolicy()
-    raise BadInput(f"unknown policy {name!r} (expected scripted or claude)")
+    return HumanPolicy()
 
 
 Body = Callable[[Callable[[str], None]], tuple[int, str]]
@@ -159,6 +169,8 @@ def _plan(options: RunOptions, *, hosted: bool) -> tuple[Playbook, str, dict[str
         pb = Playbook(path=Path("-"), name="free hand", body="", workdir=options.workdir)
     else:
         pb = load_playbook(playbook_path, workdir=options.workdir if not resume_meta else None)
+    if playbook_path is not None:
+        check_policy(policy_name, pb)
     missing = missing_requirements(pb)
     if missing:
         raise RunFailed(f"cannot run {pb.name}: needs {', '.join(missing)} (not found on PATH)")

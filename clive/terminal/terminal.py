@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Protocol
 
 import pexpect
-import pyte
 
 from clive.safety import procs
 from clive.safety.limits import Limits, Watchdog
@@ -40,19 +39,20 @@ from clive.terminal.reading import (
     queued,
     read_burst,
 )
-from clive.terminal.screen import ControlStrings, ScreenModel, Snapshot, TerminalScreen
+from clive.terminal.repairs import lost_modes, screen_repair
+from clive.terminal.screen import ControlStrings, Snapshot, TerminalScreen
 from clive.terminal.spawn import clean_environment, program_argv, start
 
 # wait_ready's re-checks after output (seconds): see wait_ready.
 _READY_FIRST_CHECK = 0.0002
 _READY_LAST_QUICK_CHECK = 0.005
 _READY_SLOW_CHECK = 0.05
+# run() when the prompt is not back: a foreground program still waiting for input after this long
+# holds the terminal (refused); until then, and while it works, the prompt is waited for.
+PROMPT_GRACE = 0.1
+PROMPT_POLL = 0.01  # seconds between looks at the foreground meanwhile (output wakes it sooner)
 # parser_errors and listener_errors keep this many messages; a program could otherwise grow them forever.
 ERRORS_KEPT = 100
-# Terminal modes a program may leave switched off that show at the prompt, as (name, index in
-# tcgetattr's list, flag). Readline and ZLE switch echo and canonical mode off while a line is edited
-# and back to what the last command left to run the next, so those cannot be seen there.
-_PROMPT_MODES = (("isig", 3, termios.ISIG), ("opost", 1, termios.OPOST))
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,11 +349,41 @@ class Terminal:
             raise TerminalError("run() needs a shell with integration (bash or zsh)")
         if "\n" in command or "\r" in command:
             raise TerminalError("run() takes one line; join commands with ';' or '&&'")
-        with self._cond:
-            if not self._markers.at_prompt:
-                raise TerminalError("the shell is not at its prompt; wait for it or interrupt() first")
+        started = time.monotonic()
+        self._until_prompt(command, timeout)
         self._repair()
-        return self._run_line(command, timeout)
+        return self._run_line(command, max(timeout - (time.monotonic() - started), 0.001))
+
+    def _until_prompt(self, command: str, timeout: float) -> None:
+        """Before run(): wait for a prompt that is coming (a program is ending or still working);
+        refuse, naming the program, once the foreground waits for input instead of ending."""
+        markers = self._markers
+        deadline = time.monotonic() + timeout
+        waiting_since: float | None = None
+        while True:
+            with self._cond:
+                if markers.at_prompt:
+                    return
+                if self._eof or self._closed:
+                    raise TerminalError(f"{self._gone_message()} before running: {command}")
+            state = self.state()
+            now = time.monotonic()
+            # Keys that end a program (q, :wq, .quit) reach it a moment before it exits: only a program
+            # still waiting for input after PROMPT_GRACE holds the terminal.
+            waiting = state.activity in termstate.WAITING_FOR_INPUT
+            waiting_since = (waiting_since or now) if waiting else None
+            if waiting_since is not None and now - waiting_since >= PROMPT_GRACE:
+                raise TerminalError(f"the shell is not at its prompt: {state.foreground or 'a program'} is "
+                                    f"waiting for input {state.describe()}; answer it or interrupt() first")
+            if now >= deadline:
+                raise TerminalTimeout(
+                    f"timed out after {timeout:g}s waiting for the prompt before running: {command} "
+                    f"({state.describe()})",
+                    self.snapshot(),
+                )
+            with self._cond:
+                if not markers.at_prompt:
+                    self._cond.wait(min(PROMPT_POLL, deadline - now))
 
     def _run_line(self, command: str, timeout: float) -> CommandResult:
         with self._cond:
@@ -386,7 +416,7 @@ class Terminal:
     def _repair(self) -> None:
         """Undo what a program that exited left behind: screen modes, then terminal modes."""
         with self._cond:
-            screen_fix, fixed = _screen_repair(self._screen)
+            screen_fix, fixed = screen_repair(self._screen)
         if screen_fix:
             # Fed to the screen as output (and so recorded in the cast), as a terminal would get it.
             self._ingest(screen_fix.encode(), from_pty=False)
@@ -395,8 +425,7 @@ class Terminal:
             modes = termios.tcgetattr(self._fd)
         except (OSError, termios.error):
             return
-        base = self._tty_baseline
-        bad = [name for name, i, flag in _PROMPT_MODES if base and base[i] & flag and not modes[i] & flag]
+        bad = lost_modes(modes, self._tty_baseline)
         if self._markers.echo_lost:
             bad.append("echo")
         if bad:
@@ -656,23 +685,6 @@ class Terminal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _screen_repair(screen: ScreenModel) -> tuple[str, list[str]]:
-    """Escape sequences that put back what a program left on at the prompt, and what they fix."""
-    fixes = []
-    if screen.alternate:
-        fixes.append(("\x1b[?1049l", "left the alternate screen"))
-    if not screen.cursor_visible:
-        fixes.append(("\x1b[?25h", "showed the cursor"))
-    if pyte.modes.IRM in screen.mode:
-        fixes.append(("\x1b[4l", "insert mode off"))
-    if pyte.modes.DECAWM not in screen.mode:
-        fixes.append(("\x1b[?7h", "line wrap on"))
-    if screen.margins is not None and tuple(screen.margins) != (0, screen.lines - 1):
-        # DECSTBM homes the cursor: save and restore it around the reset.
-        fixes.append(("\x1b7\x1b[r\x1b8", "full-screen scroll region"))
-    return "".join(code for code, _ in fixes), [what for _, what in fixes]
 
 
 def _note(errors: list[str], exc: Exception) -> None:

@@ -50,6 +50,8 @@ class Activity(StrEnum):
 READY = frozenset(
     {Activity.AT_PROMPT, Activity.WAITING_LINE, Activity.WAITING_KEYS, Activity.WAITING_SECRET, Activity.EXITED}
 )
+# Someone waits for input: run() refuses while such a program holds the terminal.
+WAITING_FOR_INPUT = frozenset({Activity.WAITING_LINE, Activity.WAITING_KEYS, Activity.WAITING_SECRET})
 QUESTION_MAX = 200
 
 

@@ -220,6 +220,12 @@ def _retry_after(exc: anthropic.APIStatusError) -> float | None:
     return None
 
 
+def require_credentials() -> None:
+    """Refuse, in a line, where the SDK would have no key or token to send."""
+    if not os.environ.get("ANTHROPIC_API_KEY") and not os.environ.get("ANTHROPIC_AUTH_TOKEN"):
+        raise PolicyError("ANTHROPIC_API_KEY is not set: export it, or run with --policy scripted")
+
+
 class ClaudePolicy:
     """Decides with Claude (or any Anthropic-compatible endpoint) through tool use."""
 
@@ -248,10 +254,8 @@ class ClaudePolicy:
         if client is None:
             key = api_key or os.environ.get("ANTHROPIC_API_KEY")
             token = None if key else os.environ.get("ANTHROPIC_AUTH_TOKEN")
-            if not key and not token:
-                raise PolicyError(
-                    "ANTHROPIC_API_KEY is not set: export it, or run with --policy scripted"
-                )
+            if not key:
+                require_credentials()
             client = anthropic.Anthropic(
                 api_key=key,
                 auth_token=token,
