@@ -1,4 +1,5 @@
-"""FastStream leaves exactly the screen pyte.Stream leaves, for any bytes and any chunking.
+"""FastStream leaves exactly the screen pyte.Stream leaves (the parser as a UTF-8 terminal reads it,
+``TerminalStream``: character sets honoured), for any bytes and any chunking.
 
 The examples per property default to a CI budget; ``CLIVE_HYPOTHESIS_EXAMPLES=5000`` runs more.
 """
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from clive.terminal import Terminal, fastcheck, reading
 from clive.terminal.fastfeed import CheckedText, FastStream
 from clive.terminal.fastrows import _apply_sgr
+from clive.terminal.parser import TerminalStream
 from clive.terminal.screen import ControlStrings, ScreenModel, TerminalScreen
 
 EXAMPLES = int(os.environ.get("CLIVE_HYPOTHESIS_EXAMPLES", "300"))
@@ -118,6 +120,10 @@ misc = st.sampled_from(
         b"\x1b[3",
     ]
 )
+# Character sets: DEC special graphics in G0 or G1, shifted in and out, among the text they change.
+charsets = st.sampled_from(
+    [b"\x1b(0", b"\x1b(B", b"\x1b)0", b"\x1b)B", b"\x0e", b"\x0f", b"lqqqk", b"x a x", b"mqqj", b"\x1b%G"]
+)
 # pyte's draw() stops a text run at these and drops the rest of it (so runs split differently differ),
 # and these sequences raise inside pyte (so the rest of that chunk is lost): chunking changes them.
 run_breakers = st.sampled_from(
@@ -177,6 +183,8 @@ def _token(cols: int, *, exact_chunking: bool) -> st.SearchStrategy[bytes]:
         alternate,
         modes,
         misc,
+        charsets,
+        charsets,
         _flood_line(cols),
         _flood(cols),
         _flood(cols),
@@ -318,7 +326,7 @@ def assert_same(reference: Fed, fast: Fed) -> None:
 def test_same_chunks_give_the_same_screen_for_any_bytes(session: Any, data: st.DataObject) -> None:
     """Any bytes at all, the same chunks to both, the screen read (text_lines) at the same moments."""
     screen, cols, rows, history, ops = session
-    reference = Fed(cols, rows, history, pyte.Stream, screen)
+    reference = Fed(cols, rows, history, TerminalStream, screen)
     fast = Fed(cols, rows, history, FastStream, screen)
     for segment in _between_resizes(ops, reference, fast):
         for chunk in _cuts(data.draw, segment):
@@ -337,7 +345,7 @@ def test_same_chunks_give_the_same_screen_for_any_bytes(session: Any, data: st.D
 def test_any_chunking_gives_the_screen_of_one_feed(session: Any, data: st.DataObject) -> None:
     """pyte fed everything between resizes at once; FastStream fed the same bytes cut anywhere."""
     screen, cols, rows, history, ops = session
-    reference = Fed(cols, rows, history, pyte.Stream, screen)
+    reference = Fed(cols, rows, history, TerminalStream, screen)
     fast = Fed(cols, rows, history, FastStream, screen)
     for segment in _between_resizes(ops, reference, fast):
         reference.feed(segment)
@@ -405,7 +413,7 @@ def test_long_chunks_checked_in_slices_give_the_screen_of_one_feed(
     checked on the way), checked for the fast paths a few characters at a time, so that a slice fails
     anywhere and lines skipped come from many; with the checks in C and in Python."""
     screen, cols, rows, history, ops = session
-    reference = Fed(cols, rows, history, pyte.Stream, screen)
+    reference = Fed(cols, rows, history, TerminalStream, screen)
     fast = Fed(cols, rows, history, FastStream, screen)
     slice_before = fastcheck._SLICE
     fastcheck._SLICE = data.draw(st.sampled_from([1, 2, 5, 16, 64, 300]))
@@ -480,7 +488,7 @@ def coloured_flood(size: int, seed: int = 3) -> bytes:
 def test_a_2mb_coloured_flood_in_random_chunks_matches_pyte() -> None:
     data = coloured_flood(2_000_000)
     rng = random.Random(11)
-    reference, fast = Fed(80, 24, 5000, pyte.Stream), Fed(80, 24, 5000, FastStream)
+    reference, fast = Fed(80, 24, 5000, TerminalStream), Fed(80, 24, 5000, FastStream)
     reference.feed(data)
     pos = 0
     while pos < len(data):
@@ -494,7 +502,7 @@ def test_a_2mb_coloured_flood_in_random_chunks_matches_pyte() -> None:
 
 def test_a_flood_larger_than_the_scrollback_in_one_feed_keeps_only_what_can_be_seen() -> None:
     data = coloured_flood(600_000, seed=5) + b"last line\r\n\x1b[1mbold prompt$ "
-    reference, fast = Fed(80, 24, 300, pyte.Stream), Fed(80, 24, 300, FastStream)
+    reference, fast = Fed(80, 24, 300, TerminalStream), Fed(80, 24, 300, FastStream)
     reference.feed(data)
     fast.feed(data)
     assert fast.screen.text_lines() == reference.screen.text_lines()
@@ -533,7 +541,7 @@ def flood_with_loose_ends(size: int, seed: int, tabs: bool = False) -> bytes:
 @pytest.mark.parametrize("history, tabs", [(0, False), (7, False), (300, False), (7, True)])
 def test_a_flood_past_the_history_skips_lines_and_keeps_their_colours_and_row_counts(history: int, tabs: bool) -> None:
     data = flood_with_loose_ends(400_000, seed=history, tabs=tabs) + b"end\r\n\x1b[1mbold prompt$ "
-    reference = Fed(80, 24, history, pyte.Stream)
+    reference = Fed(80, 24, history, TerminalStream)
     reference.feed(data)
     for chunks in ([data], [data[i : i + 50_000] for i in range(0, len(data), 50_000)]):
         fast = Fed(80, 24, history, FastStream)
@@ -561,7 +569,7 @@ def cjk_flood(size: int, seed: int) -> bytes:
 @pytest.mark.parametrize("cols", [80, 79, 7, 1])
 def test_a_cjk_flood_matches_pyte_in_any_chunks(cols: int) -> None:
     data = cjk_flood(120_000, seed=cols) + "末行\r\n\x1b[1mプロンプト$ ".encode()
-    reference = Fed(cols, 24, 300, pyte.Stream)
+    reference = Fed(cols, 24, 300, TerminalStream)
     reference.feed(data)
     rng = random.Random(cols)
     for chunks in ([data], [data[i : i + 5000] for i in range(0, len(data), 5000)]):
@@ -582,7 +590,7 @@ def test_a_cjk_flood_matches_pyte_in_any_chunks(cols: int) -> None:
 def test_a_colour_set_in_the_skipped_lines_colours_the_screen_after_them() -> None:
     lines = b"".join(b"line %d\r\n" % i for i in range(30))
     data = lines + b"\x1b[1;31m" + lines * 7 + b"\x1b[4mtail"
-    reference, fast = Fed(80, 24, 10, pyte.Stream), Fed(80, 24, 10, FastStream)
+    reference, fast = Fed(80, 24, 10, TerminalStream), Fed(80, 24, 10, FastStream)
     reference.feed(data)
     fast.feed(data)
     assert_same(reference, fast)
@@ -593,7 +601,7 @@ def test_a_flood_in_slices_that_ends_with_escapes_keeps_its_skipped_part() -> No
     # The last slice holds a prompt with escapes the fast paths leave to pyte: the slices before
     # are still taken as one stretch, the lines that scroll out of the history skipped.
     data = flood_with_loose_ends(100_000, seed=3) + b"\x1b]0;title\x07\x1b[2;5Hmoved\x1b[K\r\nprompt$ "
-    reference, fast = Fed(80, 24, 50, pyte.Stream), Fed(80, 24, 50, FastStream)
+    reference, fast = Fed(80, 24, 50, TerminalStream), Fed(80, 24, 50, FastStream)
     reference.feed(data)
     slice_before = fastcheck._SLICE
     fastcheck._SLICE = 1000
@@ -616,7 +624,7 @@ def test_checked_text_checks_on_past_what_the_fast_paths_leave_to_pyte() -> None
         checked.check()
     assert checked.slices and checked.slices[0][0] == len(start)
     text = checked.text()
-    reference, fast = Fed(80, 24, 100, pyte.Stream), Fed(80, 24, 100, FastStream)
+    reference, fast = Fed(80, 24, 100, TerminalStream), Fed(80, 24, 100, FastStream)
     reference.stream.feed(text)
     fast.stream.feed(text, checked)
     assert_same(reference, fast)
@@ -683,7 +691,7 @@ def test_a_terminal_reading_a_flood_in_windows_ends_with_the_screen_pyte_makes_o
         term.run(f"cat {flood}; printf '\\033[1mbold\\033[0m end\\n'")
         with term._cond:
             got = state(term._screen)
-        reference = Fed(80, 24, 2000, pyte.Stream, type(term._screen))
+        reference = Fed(80, 24, 2000, TerminalStream, type(term._screen))
         reference.feed(bytes(output.out))
         want = state(reference.screen)
     assert "bold end" in [_line(reference.screen, y) for y in range(24)]

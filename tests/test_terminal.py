@@ -225,6 +225,29 @@ def test_run_waits_for_a_working_program_and_refuses_one_that_waits_for_input(te
     assert term.run("echo done").output == "done"
 
 
+def test_a_curses_box_reads_as_xterm_draws_it_not_as_the_letters_sent(term, tmp_path):
+    # ncurses draws lines in the DEC special graphics set under xterm-256color: ESC ( 0, then lqqk.
+    (tmp_path / "box.py").write_text(
+        "import curses\n"
+        "def main(w):\n"
+        "    w.box()\n"
+        "    w.addstr(1, 2, 'boxed')\n"
+        "    w.refresh()\n"
+        "    w.getch()\n"
+        "curses.wrapper(main)\n"
+    )
+    term.press(f"TERM=xterm-256color {sys.executable} box.py<Enter>")
+    term.wait_text("boxed")
+    term.wait_ready()
+    snap = term.snapshot()
+    assert snap.lines[0] == "┌" + "─" * 78 + "┐"
+    assert snap.lines[1] == "│ boxed" + " " * 72 + "│"
+    assert snap.lines[23] == "└" + "─" * 78 + "┘"
+    term.press("q")
+    assert term.run("echo after").output == "after"
+    assert not term.snapshot().contains("┌")  # the alternate screen is gone, and G0 is ASCII again
+
+
 def test_wait_idle_settles_on_a_redrawing_program(term, tmp_path):
     script = tmp_path / "top.py"
     script.write_text(

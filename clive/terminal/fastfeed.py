@@ -66,7 +66,6 @@ from bisect import bisect_left
 from itertools import accumulate
 from typing import Any
 
-import pyte
 from pyte import modes as mo
 from pyte.charsets import LAT1_MAP
 
@@ -86,6 +85,7 @@ from clive.terminal.fastcheck import (
     wrapped_rows,
 )
 from clive.terminal.fastrows import Lines, PendingRows, fold, glyphs, line_rows, row_cuts, sgr
+from clive.terminal.parser import TerminalStream
 from clive.terminal.screen import STUB, LineRows, ScreenModel, _line_text, row_texts, rows_pattern
 
 __all__ = ["CheckedText", "FastStream"]
@@ -130,7 +130,7 @@ class FastStream:
 
     def __init__(self, screen: ScreenModel) -> None:
         self.listener = screen
-        self._slow = pyte.Stream(screen)
+        self._slow = TerminalStream(screen)
         self._fast = _fast_capable(screen) and hasattr(self._slow, "_taking_plain_text")
         self._stops_for: tuple[int, set[int]] = (-1, set())
         # The start of an escape sequence cut off at the end of the last chunk, not yet given to

@@ -297,6 +297,7 @@ class ScreenModel(pyte.Screen):
         self.alternate = False
         self._saved_main = None
         super().reset()
+        self.g1_charset = pyte.charsets.LAT1_MAP  # xterm and tmux start G1 as ASCII (pyte: DEC graphics)
 
     def resize(self, lines: int | None = None, columns: int | None = None) -> None:
         if self._pending is not None:
