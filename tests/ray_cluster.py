@@ -8,10 +8,15 @@ Ray 2.60 otherwise swaps a loopback node address for the machine's own), each wi
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+# The utility records the head's address in <RAY_TMPDIR>/ray/ray_current_cluster (else /tmp/ray, which
+# a fresh machine lacks): a folder of this cluster's own.
+os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="clive-rt-")
+os.makedirs(os.path.join(os.environ["RAY_TMPDIR"], "ray"))
 
 from ray.cluster_utils import Cluster  # noqa: E402 - after the switch above, which Ray reads as it loads
 
@@ -30,6 +35,8 @@ def main() -> None:
           flush=True)
     sys.stdin.read()
     cluster.shutdown()
+    for folder in (head_dir, second_dir, os.environ["RAY_TMPDIR"]):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -150,15 +151,19 @@ def ray_processes(marker: str) -> list[str]:
 def cluster():
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN}
     env.pop("RAY_ADDRESS", None)
+    said = tempfile.TemporaryFile(mode="w+")  # what the cluster said, shown if it does not start
     proc = subprocess.Popen([sys.executable, str(HERE / "ray_cluster.py")], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=said, text=True, env=env)
     line = proc.stdout.readline()
-    assert line, "the test cluster did not start"
+    if not line:
+        said.seek(0)
+        pytest.fail("the test cluster did not start: " + " | ".join(said.read().strip().splitlines()[-8:]))
     info = json.loads(line)
     assert info["address"].startswith("127.0.0.1:")
     yield {**info, "env": {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN}}
     proc.stdin.close()
     proc.wait(timeout=60)
+    said.close()
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +272,8 @@ def test_a_parallel_run_with_tui_is_watched_live_and_quitting_the_viewer_stops_i
 
     # Both first experiments take a minute: the viewer is looked at while they run.
     root = make_project(tmp_path, {"a": [1, 2]}, slow={"a=1": 60.0, "a=2": 60.0})
-    with Terminal(cols=140, rows=40, cwd=root) as term:
+    passed_on = {k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}  # where clive is not installed
+    with Terminal(cols=140, rows=40, cwd=root, env=passed_on) as term:
         term.type(f"{sys.executable} -m clive run knobs.md --workers 2 --tui\r")
 
         def shows(*texts: str) -> Any:
