@@ -120,6 +120,10 @@ misc = st.sampled_from(
         b"\x1b[3",
     ]
 )
+# Grapheme clusters: joiners, variation selectors, flags, skin tones (a joiner may end a chunk).
+graphemes = st.sampled_from(
+    ["👨\u200d👩\u200d👧", "🇫🇷", "🇫", "👍🏽", "❤\ufe0f", "\u200d", "\ufe0f", "🏳\ufe0f\u200d🌈", "\u200b", "🧑\u200d⚕"]
+).map(str.encode)
 # Character sets: DEC special graphics in G0 or G1, shifted in and out, among the text they change.
 charsets = st.sampled_from(
     [b"\x1b(0", b"\x1b(B", b"\x1b)0", b"\x1b)B", b"\x0e", b"\x0f", b"lqqqk", b"x a x", b"mqqj", b"\x1b%G"]
@@ -185,6 +189,8 @@ def _token(cols: int, *, exact_chunking: bool) -> st.SearchStrategy[bytes]:
         misc,
         charsets,
         charsets,
+        graphemes,
+        graphemes,
         _flood_line(cols),
         _flood(cols),
         _flood(cols),

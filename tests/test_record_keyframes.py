@@ -46,7 +46,7 @@ def keyframe_lines(session: Path) -> list[bytes]:
 # (not through the keyframe encoder under test).
 SCREEN_FIELDS = {
     "_buffer", "_pending", "_reply", "_saved_main", "alternate", "charset", "clears", "columns",
-    "cursor", "dirty", "g0_charset", "g1_charset", "icon_name", "lines", "margins",
+    "cursor", "dirty", "g0_charset", "g1_charset", "icon_name", "join_at", "lines", "margins",
     "mode", "saved_columns", "savepoints", "scrolled", "tabstops", "title",
 }  # fmt: skip
 HISTORY_FIELDS = {"history", "_history", "_pushed", "_pushed_rows"}  # scrollback, however it is kept
@@ -72,7 +72,7 @@ def screen_state(screen: Any) -> dict:
         "history": (list(screen.history), screen.history.maxlen),
         **{k: copy.copy(getattr(screen, k)) for k in (
             "alternate", "charset", "clears", "columns", "g0_charset", "g1_charset", "icon_name",
-            "lines", "margins", "mode", "saved_columns", "scrolled", "tabstops", "title")},
+            "join_at", "lines", "margins", "mode", "saved_columns", "scrolled", "tabstops", "title")},
     }  # fmt: skip
 
 
@@ -96,7 +96,8 @@ def assert_same_as_replay(session: Path) -> SessionReader:
 
 # Output that reaches every part of the screen's state: colours, the alternate screen with and
 # without saved cursor, DECSC/DECRC, scroll margins, tab stops, title, hidden cursor, reverse video,
-# insert mode, wide and combining characters, control strings, a clear, a reset.
+# insert mode, wide and combining characters, a joiner waiting, character sets, control strings, a
+# clear, a reset.
 COMMANDS = [
     r"printf '\033[1;31mred {n}\033[0m \033[4;42mgreen\033[0m \033[38;5;208m256\033[0m\n'",
     "seq {n} {m}",
@@ -106,6 +107,9 @@ COMMANDS = [
     r"printf '\033[2;4r\033[4;1Hin margins\n1\n2\n3\n\033[r'",  # still alternate
     r"printf '\033[?1049l\033[?25hleft the alternate screen {n}\n'",
     r"printf 'wide 漢字 {n} e\xcc\x81 combining\n'",
+    r"printf 'a joiner left waiting {n} \xf0\x9f\x91\xa8\xe2\x80\x8d'; sleep 0.1",  # the prompt's 1st joins
+    r"printf '\033)0\016lqqk\017 G1 {n} \033(0lqk'",  # G0 left on DEC graphics: the prompt draws in it
+    r"printf '\033(B\xf0\x9f\x87\xab\xf0\x9f\x87\xb7 flag {n}\n'",
     r"printf '\033[3g\033[1;5H\033H\033[1;30H\033H\r\tA\tB {n}\n'",
     r"printf '\033[4hinsert\033[4l \033P+q544e\033\\after a DCS {n}\n'",
     r"printf '\033[?5hreverse video {n}\033[?5l\n'",

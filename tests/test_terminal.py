@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+import unicodedata
 
 import pytest
 
@@ -406,6 +407,58 @@ def test_same_visible_text_as_tmux(tmp_path):
     theirs = pane.rstrip("\n").split("\n")
     theirs = [line.rstrip() for line in theirs] + [""] * (24 - len(theirs))
     assert list(ours) == theirs
+
+
+GRAPHEMES = [
+    "👨\u200d👩\u200d👧 family",  # a ZWJ sequence: one cluster
+    "🇫🇷 flag",  # two regional indicators: one cluster
+    "🏳\ufe0f\u200d🌈 rainbow",
+    "🧑\u200d⚕ health",  # a joiner before a one-cell character from the BMP
+    "❤\ufe0f heart",  # a variation selector
+    "e\u0301\u0308 marks",
+    "zero\u200bwidth space",
+]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_grapheme_clusters_take_the_cells_tmux_gives_them_and_keep_what_follows(tmp_path):
+    tmux = ["tmux", "-L", f"clive-graphemes-{os.getpid()}", "-f", "/dev/null"]
+    env = {**os.environ, "TERM": "xterm-256color", "LANG": "C.UTF-8"}
+    scripts = []
+    for i, text in enumerate(GRAPHEMES):
+        script = tmp_path / f"g{i}.sh"
+        script.write_text(f"printf '%s' 'ab{text}'\n")
+        scripts.append(script)
+    theirs = []
+    try:
+        for i, script in enumerate(scripts):
+            verb = "new-session" if i == 0 else "new-window"
+            subprocess.run([*tmux, verb, *(["-d", "-x", "80", "-y", "5"] if i == 0 else ["-d"]), "-n", f"g{i}",
+                            f"bash --norc {script}; sleep 30"], check=True, env=env)
+        for i, text in enumerate(GRAPHEMES):
+            deadline = time.monotonic() + 10
+            while True:
+                pane = subprocess.run([*tmux, "capture-pane", "-p", "-t", f"g{i}"], capture_output=True, text=True,
+                                      check=True).stdout
+                if text.split()[-1] in pane or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            x = subprocess.run([*tmux, "display", "-p", "-t", f"g{i}", "#{cursor_x}"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+            theirs.append((pane.split("\n")[0].rstrip(), int(x)))
+    finally:
+        subprocess.run([*tmux, "kill-server"], check=False)
+    ours = []
+    for script in scripts:
+        with Terminal(["bash", "--norc", str(script)], cols=80, rows=5, cwd=tmp_path) as t:
+            t.wait_exit(timeout=10)
+            snap = t.snapshot()
+            ours.append((snap.lines[0], snap.cursor[0]))
+    # Both sides' text compared as a person reads it (clive keeps combining marks composed, NFC).
+    assert [(unicodedata.normalize("NFC", line), x) for line, x in ours] == [
+        (unicodedata.normalize("NFC", line), x) for line, x in theirs
+    ]
+    assert all(line.endswith(text.split()[-1]) for (line, _), text in zip(ours, GRAPHEMES, strict=True))
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed (.ci/run installs it)")

@@ -154,6 +154,7 @@ _KF_KEYS = frozenset(
     "index v size styles rows cursor savepoints mode margins tabstops charset g0 g1 title icon "
     "saved_columns alternate saved_main scrolled clears".split()
 )
+_KF_OPTIONAL = frozenset({"join"})  # where a joiner waits for the next character (written only then)
 _BIG = 2**62  # counters (lines scrolled, clears) and mode numbers stay below this
 
 
@@ -242,7 +243,7 @@ def _encode_screen(screen: ScreenModel, index: int) -> dict[str, Any]:
         "scrolled": screen.scrolled,
         "clears": list(screen.clears),
         "styles": styles.table,
-    }
+    } | ({"join": list(screen.join_at)} if screen.join_at is not None else {})
 
 
 def _want(ok: bool, what: str) -> None:
@@ -275,7 +276,7 @@ class _KeyframeDecoder:
     the shape of (types, ranges, names); raises ``_BadKeyframe``."""
 
     def __init__(self, obj: Any, cells: dict[Char, Char]) -> None:
-        _want(type(obj) is dict and obj.keys() == _KF_KEYS, "keys")
+        _want(type(obj) is dict and _KF_KEYS <= obj.keys() <= _KF_KEYS | _KF_OPTIONAL, "keys")
         _want(obj["v"] == KEYFRAME_FORM and type(obj["v"]) is int, "form")
         self.obj = obj
         self._cells = cells
@@ -369,6 +370,9 @@ class _KeyframeDecoder:
         screen.scrolled = _int(obj["scrolled"], 0, _BIG, "scrolled")
         clears = _array(obj["clears"], "clears", 2)
         screen.clears = [_int(c, 0, _BIG, "clears") for c in clears]
+        if "join" in obj:
+            y, x = _array(obj["join"], "join", 2)
+            screen.join_at = (_int(y, 0, MAX_SIZE, "join row"), _int(x, 0, MAX_SIZE, "join column"))
         return screen
 
 

@@ -232,7 +232,7 @@ class FastStream:
         mode = s.mode
         if mo.DECAWM not in mode or mo.IRM in mode or mo.LNM in mode:
             return False
-        if s.charset != 0 or s.g0_charset != LAT1_MAP:
+        if s.charset != 0 or s.g0_charset != LAT1_MAP or s.join_at is not None:
             return False
         c = s.cursor
         return c.y == s.lines - 1 and 0 <= c.x <= s.columns
@@ -268,11 +268,13 @@ class FastStream:
                 self._draw_wide(m.group(7))
 
     def _left_to_pyte(self, text: str) -> bool:
-        """Draw ``text`` with pyte's own ``draw`` where ours would not match it: the cursor off the screen,
-        insert mode, or a character set that translates; whether it did."""
+        """Draw ``text`` with the screen's own ``draw`` where ours would not match it: the cursor off the
+        screen, insert mode, a character set that translates, or a joiner waiting for its next
+        character; whether it did."""
         s = self.listener
         c = s.cursor
-        if c.x > s.columns or not 0 <= c.y < s.lines or mo.IRM in s.mode or s.charset or s.g0_charset != LAT1_MAP:
+        if (c.x > s.columns or not 0 <= c.y < s.lines or mo.IRM in s.mode or s.charset or s.g0_charset != LAT1_MAP
+                or s.join_at is not None):
             s.draw(text)
             return True
         return False

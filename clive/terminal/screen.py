@@ -15,7 +15,8 @@ from typing import Any
 
 import pyte
 from pyte import modes as mo
-from wcwidth import wcwidth
+
+from clive.terminal import graphemes
 
 # Private DEC modes that switch to the alternate screen; pyte shifts private modes by 5 bits.
 _ALT_MODES = {47 << 5, 1047 << 5, 1049 << 5}
@@ -224,6 +225,11 @@ class ScreenModel(pyte.Screen):
         self._reply = reply
         super().__init__(columns, lines)
 
+    join_at: tuple[int, int] | None = None  # after a zero-width joiner: where the next character joins
+
+    def draw(self, data: str) -> None:
+        graphemes.draw(self, data)  # pyte's draw, keeping emoji sequences and flags whole
+
     # clive.terminal.fastfeed may leave the bottom rows of a flood unbuilt: their text is known at once, their
     # cells are made the first time anything reads `buffer` (or resizes), so a flood costs no cells.
     _pending: Any = None
@@ -297,6 +303,7 @@ class ScreenModel(pyte.Screen):
         self.alternate = False
         self._saved_main = None
         super().reset()
+        self.join_at = None
         self.g1_charset = pyte.charsets.LAT1_MAP  # xterm and tmux start G1 as ASCII (pyte: DEC graphics)
 
     def resize(self, lines: int | None = None, columns: int | None = None) -> None:
@@ -653,8 +660,3 @@ def _best_scroll(old: tuple[str, ...], new: tuple[str, ...]) -> int:
         if count < best_changed:
             best, best_changed = shift, count
     return best
-
-
-def display_width(text: str) -> int:
-    """Cells a string takes on a terminal (wide characters count two)."""
-    return sum(max(wcwidth(c), 0) for c in text)

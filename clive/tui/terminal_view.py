@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 
+from rich.cells import cell_len
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
@@ -18,8 +19,8 @@ from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from wcwidth import wcwidth
 
+from clive.terminal.graphemes import clusters
 from clive.terminal.screen import Snapshot, StyleRun
 
 # pyte names the ANSI colours after the VT100 manual ("brown" is yellow).
@@ -82,22 +83,24 @@ _CURSOR = Style(reverse=True)
 _PLAIN = Style()
 
 
-def _cells(text: str) -> list[tuple[int, str]]:
-    """(column, character) for each character of a row; wide characters take two columns."""
+def _cells(text: str) -> tuple[list[tuple[int, str]], int]:
+    """(column, what to show) for each cell-holding character of a row, and the columns they take.
+    A cluster Rich would measure otherwise than the screen (an emoji ZWJ sequence, a flag) shows as
+    its first character, so that the row keeps its columns whatever the outer terminal makes of it."""
     out = []
     col = 0
-    for ch in text:
-        out.append((col, ch))
-        col += max(wcwidth(ch), 1) if ch >= " " else 1
-    return out
+    for cluster, width in clusters(text):
+        shown = cluster if cell_len(cluster) == width else cluster[0]
+        out.append((col, shown if shown >= " " else " "))
+        col += width
+    return out, col
 
 
 def row_strip(
     text: str, runs: tuple[StyleRun, ...], columns: int, cursor_x: int | None
 ) -> Strip:
     """One screen row as a strip exactly ``columns`` cells wide."""
-    cells = _cells(text)
-    width = cells[-1][0] + max(wcwidth(cells[-1][1]), 1) if cells else 0
+    cells, width = _cells(text)
     if width < columns:
         cells.extend((c, " ") for c in range(width, columns))
     segments: list[Segment] = []
@@ -118,7 +121,7 @@ def row_strip(
             if buf:
                 segments.append(Segment("".join(buf), current))
             buf, current = [], style
-        buf.append(ch if ch >= " " else " ")
+        buf.append(ch)
     if buf:
         segments.append(Segment("".join(buf), current))
     return Strip(segments, max(columns, width)).crop(0, columns)
