@@ -83,8 +83,11 @@ class SessionApp(App[int]):
         self.reader = reader  # the recording in the terminal and timeline: home's, or a worker's
         self.worker: int | None = None  # whose recording is shown (None: home's own)
         self._worker_readers: dict[int, SessionReader] = {}
-        workers = reader.meta.get("workers") if reader is not None else None
-        self.parallel = type(workers) is int and workers > 1
+        meta = reader.meta if reader is not None else {}
+        workers = meta.get("workers")
+        # Workers ran it: several, or one on a cluster (a run in-process has no workers/ folder).
+        self.parallel = (type(workers) is int and workers > 1) or bool(meta.get("cluster")) or (
+            reader is not None and (reader.path / "workers").is_dir())
         self.follow = follow
         self.cycle_events: list[dict[str, Any]] = []
         self.index = -1  # selected row of the timeline
