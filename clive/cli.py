@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clive import __version__
+from clive.experiments.playbook import STRATEGIES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE, as a shell reports a program that `| head` stopped
@@ -29,6 +30,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -77,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cluster", metavar="ADDRESS",
                      help="run the workers on an existing Ray cluster (with --workers N, $RAY_ADDRESS says the same; "
                      "without either, --workers N starts a private Ray on 127.0.0.1 for the run)")
+    run.add_argument("--search", choices=STRATEGIES, metavar="STRATEGY",
+                     help="how the offline policy searches the playbook's moves: tpe (default: multivariate "
+                     "TPE, learns how knobs interact), greedy (one knob at a time from the best), random, grid, "
+                     "cmaes (needs the cmaes package), gp (needs torch)")
+    run.add_argument("--seed", type=_natural, metavar="N", help="the search's random seed (default: the playbook's, "
+                     "else a fresh one, recorded in meta.json)")
     run.add_argument("--tui", action="store_true", help="watch the run live in the viewer")
 
     sessions = sub.add_parser("sessions", help="list recorded sessions, one line each")
@@ -88,6 +105,25 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--print", action="store_true", dest="print_",
                         help="print the cycle timeline to stdout instead of opening the viewer")
     replay.add_argument("--no-follow", action="store_true", help="do not watch for new events")
+
+    report = sub.add_parser(
+        "report", help="what an experiment run found: best, speedup, noise, plateau, knob effects, near misses",
+        description="Question an experiment run: baseline, best and speedup, keep rate, experiments per hour, "
+        "the noise seen in repeats, whether it has plateaued, the effect of each knob, near misses (discarded "
+        "within the noise of the best: candidates to combine) and the top experiments. Two sessions of one "
+        "playbook are compared side by side.",
+    )
+    report.add_argument("session", nargs="+", metavar="SESSION", help="a session id or folder (two to compare)")
+    report.add_argument("--json", action="store_true", help="print the report as JSON (for scripts and agents)")
+    report.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings are")
+
+    show = sub.add_parser("show", help="one experiment of a run: what it changed (its diff), its metric, why",
+                          description="Print experiment N of a run: description, metric, status, why it was "
+                          "tried, and its diff against the state it started from; discarded and crashed "
+                          "experiments are kept under refs/clive/<session>/tried/<N>.")
+    show.add_argument("session", help="a session id or folder")
+    show.add_argument("n", type=_natural, metavar="N", help="the experiment's number (results.tsv's experiment column)")
+    show.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings are")
 
     tui = sub.add_parser(
         "tui", help="the interactive co-pilot: approve (a), edit (e), reject (r), pause (p), take over (t)"
@@ -165,6 +201,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             sandbox=args.sandbox,
             workers=args.workers,
             cluster=args.cluster,
+            search=args.search,
+            seed=args.seed,
         )
         if args.tui:
             from clive.experiments.runner import runs_in_parallel
@@ -200,6 +238,28 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(line)
         for problem in reader.problems:
             print(f"clive: {problem}", file=sys.stderr)
+        return EXIT_OK
+    if args.command == "report":
+        import json
+
+        from clive.experiments.errors import BadInput
+        from clive.experiments.report import build_report, compare_reports, format_report
+        from clive.session import resolve_session
+
+        if len(args.session) > 2:
+            raise BadInput(f"report takes one session, or two to compare; got {len(args.session)}")
+        reports = [build_report(resolve_session(ref, args.sessions)) for ref in args.session]
+        if args.json:
+            print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+        else:
+            lines = format_report(reports[0]) if len(reports) == 1 else compare_reports(*reports)
+            print("\n".join(lines))
+        return EXIT_OK
+    if args.command == "show":
+        from clive.experiments.report import show_experiment
+        from clive.session import resolve_session
+
+        print("\n".join(show_experiment(resolve_session(args.session, args.sessions), args.n)))
         return EXIT_OK
     if args.command == "tui":
         from clive.experiments.runner import RunOptions

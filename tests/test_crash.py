@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clive.experiments.results import RESULTS_HEADER, ResultsTable
+from clive.experiments.results import HYPOTHESIS_COLUMN, RESULTS_HEADER, ResultsTable
 
 EXPERIMENTS = 6
 
@@ -71,7 +71,7 @@ def _git(repo: Path, *args: str) -> str:
 
 def _check_consistent(session: Path, finished: bool) -> None:
     lines = (session / "results.tsv").read_text().split("\n")
-    assert lines[0] == "\t".join(RESULTS_HEADER)
+    assert lines[0] == "\t".join((*RESULTS_HEADER, HYPOTHESIS_COLUMN))
     assert lines[-1] == ""  # no torn row: the file ends with a newline
     rows = ResultsTable(session / "results.tsv").rows()
     assert len(rows) == len(lines) - 2  # every line is a whole row

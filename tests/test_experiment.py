@@ -46,6 +46,8 @@ noise: 0.02
 editable: [params.py]
 readonly: [eval.py, check.py]
 search:
+  strategy: greedy  # these tests follow the hill-climber's order
+  moves:
   - name: mode
     file: params.py
     pattern: '^MODE = "(\\w+)"'

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from clive.experiments.results import RESULTS_HEADER, WORKER_COLUMN, ResultsTable
+from clive.experiments.results import HYPOTHESIS_COLUMN, RESULTS_HEADER, WORKER_COLUMN, ResultsTable
 from clive.session import SessionReader
 
 pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[test]' installs it)")
@@ -56,6 +56,8 @@ budget: {{experiment_seconds: 30}}
 noise: 0.01
 readonly: [eval.py, spec.json]
 {extra}search:
+  strategy: greedy  # the tests follow the hill-climber's order
+  moves:
 {moves}---
 Turn the knobs.
 """
@@ -106,7 +108,7 @@ def events(path: Path, kind: str) -> list[dict]:
 def check_consistent(session: Path, experiments: int | None = None) -> list:
     """rows ≡ run branch: every keep row is a commit on it, in order, and nothing else is."""
     lines = (session / "results.tsv").read_text().split("\n")
-    assert lines[0] == "\t".join((*RESULTS_HEADER, WORKER_COLUMN))
+    assert lines[0] == "\t".join((*RESULTS_HEADER, WORKER_COLUMN, HYPOTHESIS_COLUMN))
     assert lines[-1] == ""
     rows = ResultsTable(session / "results.tsv").rows()
     assert [r.experiment for r in rows] == list(range(len(rows)))  # no gap, no duplicate

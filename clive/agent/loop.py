@@ -48,6 +48,7 @@ class AgentOutcome:
     summary: str
     cycles: int
     final: Action | None = None
+    reasoning: str = ""  # why: the first line of the first reasoning the policy gave in this run
 
 
 @dataclass(slots=True)
@@ -103,6 +104,7 @@ class Agent:
         """Cycle until the policy is done; ``max_cycles`` bounds this run on top of the budget."""
         start_cycles = self.totals.cycles
         invalid_in_a_row = 0
+        why = ""
         while True:
             try:
                 self._check_budget()
@@ -123,15 +125,16 @@ class Agent:
                         ) from None
                     continue
                 invalid_in_a_row = 0
+                why = why or _first_line(decision.reasoning)
                 self.totals.add(decision.usage)
                 outcome = self.act(decision.action, decision=decision, observation=observation)
                 if isinstance(decision.action, Done | Result) and outcome.ok:
                     summary = getattr(decision.action, "summary", None) or decision.action.description
-                    return AgentOutcome("done", summary, self.totals.cycles - start_cycles, decision.action)
+                    return AgentOutcome("done", summary, self.totals.cycles - start_cycles, decision.action, why)
             except PolicyError as exc:
-                return AgentOutcome("failed", str(exc), self.totals.cycles - start_cycles)
+                return AgentOutcome("failed", str(exc), self.totals.cycles - start_cycles, reasoning=why)
             except AgentStopped as exc:
-                return AgentOutcome(exc.status, str(exc), self.totals.cycles - start_cycles)
+                return AgentOutcome(exc.status, str(exc), self.totals.cycles - start_cycles, reasoning=why)
 
     def request_stop(self) -> None:
         """Ask the loop to stop at the next safe point (after the cycle in flight is recorded)."""
@@ -255,3 +258,8 @@ class Agent:
     def _record(self, type: str, **fields: Any) -> None:
         if self.recorder is not None:
             self.recorder.event(type, self.cycle, **fields)
+
+
+def _first_line(text: str | None, limit: int = 200) -> str:
+    line = next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"

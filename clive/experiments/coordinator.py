@@ -11,6 +11,7 @@ results.tsv has no gaps; what was in flight when a run was killed is proposed ag
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -73,7 +74,9 @@ class Proposer(Protocol):
 
     def propose(self, in_flight: list[tuple[Candidate, str]], waiting: bool) -> Candidate | None: ...
 
-    def record(self, candidate: Candidate, description: str, status: str, commit: str) -> None: ...
+    def record(self, candidate: Candidate, row: ExperimentRow, metric: float | None) -> None:
+        """Learn a judged row; ``metric`` is what the candidate measured on its own base."""
+        ...
 
 
 @dataclass(slots=True)
@@ -231,7 +234,8 @@ class Coordinator(ExperimentBook):
             return self._measure_again(trial, report)
         if status == "keep":
             return self._keep(trial, report)
-        self._row(trial, evaluation, report.description, report.base, report.worker, report.patch)
+        self._row(trial, evaluation, report.description, report.base, report.worker, report.patch,
+                  hypothesis=report.hypothesis)
         return ""
 
     def _baseline(self, trial: _Trial, report: Report) -> str:
@@ -239,7 +243,9 @@ class Coordinator(ExperimentBook):
         if e.status != "ok":
             self._write(ExperimentRow(0, base, None, "crash", f"baseline: {e.reason}", e.duration, k))
             return f"the baseline failed: {e.reason}"
-        self._write(ExperimentRow(0, base, e.metric, "keep", "baseline", e.duration, k))
+        row = ExperimentRow(0, base, e.metric, "keep", "baseline", e.duration, k)
+        self._write(row)
+        self.proposer.record(trial.candidate, row, e.metric)
         self.next_experiment = 1
         return ""
 
@@ -271,18 +277,20 @@ class Coordinator(ExperimentBook):
         commit, _ = made
         self.ws.reset_to(commit)  # the run branch moves on: the best's tree, exactly
         self._row(trial, report.evaluation, report.description, report.base, report.worker,
-                  commit=commit, status="keep")
+                  commit=commit, status="keep", hypothesis=report.hypothesis)
         return ""
 
     def _row(
         self, trial: _Trial, evaluation: Evaluation, description: str, base: str, worker: int,
-        patch: bytes | None = None, *, commit: str = "", status: str = "",
+        patch: bytes | None = None, *, commit: str = "", status: str = "", hypothesis: str = "",
     ) -> None:
         n = self.next_experiment
+        status = status or judge(self.pb, evaluation, self.best)
         if not commit:
             made = self.ws.commit_patch(base, patch, f"experiment {n}: {description}") if patch else None
             commit = made[0] if made else base
-        status = status or judge(self.pb, evaluation, self.best)
+            if made:
+                self.ws.keep_tried(n, commit)  # off the run branch, but never lost: `clive show`
         reason = "" if evaluation.status == "ok" else f" ({evaluation.reason})"
         again = ""
         if trial.measured:
@@ -290,10 +298,11 @@ class Coordinator(ExperimentBook):
             again = f" [measured {first['metric']:.6g} on {first['base'][:12]}, again on {base[:12]}]"
         row = ExperimentRow(
             n, commit, evaluation.metric, status, description + reason + again,
-            time.monotonic() - trial.started, worker,
+            time.monotonic() - trial.started, worker, trial.candidate.hypothesis or hypothesis,
         )
         self._write(row, trial=trial.number, base=base, measured=trial.measured)
-        self.proposer.record(trial.candidate, description, status, commit)
+        own = trial.measured[0]["metric"] if trial.measured else evaluation.metric
+        self.proposer.record(trial.candidate, dataclasses.replace(row, description=description), own)
         self.next_experiment = n + 1
 
 

@@ -6,7 +6,9 @@ memory: the policy gets a fresh briefing, and a killed run resumes from the same
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -143,7 +145,7 @@ class ExperimentBook:
             self.next_experiment = max(r.experiment for r in rows) + 1
         restore = getattr(self.policy, "restore", None)
         if restore is not None:
-            restore((r.description, r.status, r.commit) for r in rows if r.experiment > 0)
+            restore(rows)
         if self.best_commit:
             # A crash between committing an experiment and recording it leaves an unjudged commit.
             full = self.ws.resolve(self.best_commit)
@@ -210,6 +212,7 @@ class ExperimentBook:
             description=row.description,
             duration=round(row.duration, 3),
             **({"worker": row.worker} if row.worker is not None else {}),
+            **({"hypothesis": row.hypothesis} if row.hypothesis else {}),
             **more,
         )
         self.progress.experiment(row, self.best, self.baseline, self.pb.direction)
@@ -217,7 +220,7 @@ class ExperimentBook:
     def default_briefing(self) -> str:
         """Durable state for a fresh context: the playbook, results so far, the branch's log."""
         rows = self.results.rows()
-        table = "\n".join(r.tsv() for r in rows[-30:]) or "(none yet)"
+        table = "\n".join(r.tsv(self.results.columns) for r in rows[-30:]) or "(none yet)"
         log = "\n".join(f"{sha[:12]} {subject}" for sha, subject in self.ws.log(10))
         best = f"{_fmt(self.best)} at {self.best_commit[:12]}" if self.best is not None else "-"
         return (
@@ -227,11 +230,39 @@ class ExperimentBook:
             f"(baseline {_fmt(self.baseline)}).\n"
             f"Editable: {', '.join(self.pb.editable) or 'any file'}; read-only: "
             f"{', '.join(self.pb.readonly) or 'none'}.\n\n"
-            f"results.tsv (commit, metric, status, description, experiment, duration):\n{table}\n\n"
+            f"results.tsv ({', '.join(self.results.columns)}):\n{table}\n\n"
             f"git log of the run branch:\n{log}\n\n"
+            f"{self._findings()}"
             "## Your task now\nPropose ONE experiment: edit the files (edit_file / write_file), "
             "optionally try a build with `run`, then call `done` with a one-line description of the "
             "idea. clive then runs the check and the eval and keeps or discards it."
+        )
+
+
+    def _findings(self) -> str:
+        """`clive report --json`'s questions answered so far, for a fresh context: plateau, near misses
+        (candidates to combine), what each kind of change did."""
+        if self.next_experiment < 2:
+            return ""
+        from clive.experiments.report import build_report
+
+        try:
+            report = build_report(self.results.path.parent)
+        except Exception:  # noqa: BLE001 - the briefing stands without its findings
+            return ""
+        effects = sorted(report["knobs"]["by_change"].items(), key=lambda kv: -(kv[1]["median_gain"] or -1e9))
+        findings = {
+            "keep_rate": report["keep_rate"],
+            "plateau": report["plateau"],
+            "noise_seen": report["noise_seen"],
+            "near_misses": report["near_misses"][:5],
+            "effect_by_change": dict(effects[:8]),
+            "knob_importance": report["knobs"]["importance"],
+        }
+        return (
+            "## Findings so far (clive report --json)\nNear misses were discarded within the noise of the best: "
+            "combining them may pay. A plateau means the current line of ideas is spent: try a different one.\n"
+            f"{json.dumps(findings, default=str)}\n\n"
         )
 
 
@@ -270,7 +301,8 @@ class ExperimentLoop(ExperimentBook):
             self._write(row)
             return f"the baseline failed: {evaluation.reason}"
         row = ExperimentRow(0, head, evaluation.metric, "keep", "baseline", evaluation.duration)
-        self._write(row)
+        self._write(row, repeats=list(evaluation.repeats))
+        self._tell(row)
         self.next_experiment = 1
         return ""
 
@@ -300,15 +332,20 @@ class ExperimentLoop(ExperimentBook):
         if status == "keep":
             self.best, self.best_commit = evaluation.metric, commit
         else:
+            self.ws.keep_tried(n, commit)  # off the run branch, but never lost: `clive show`
             self.ws.reset_to(self.ws.resolve(self.best_commit))
         reason = "" if evaluation.status == "ok" else f" ({evaluation.reason})"
-        row = ExperimentRow(n, commit, evaluation.metric, status, description + reason, time.monotonic() - started)
-        self._write(row)
-        record = getattr(self.policy, "record", None)
-        if record is not None:
-            record(description, status, commit)
+        row = ExperimentRow(n, commit, evaluation.metric, status, description + reason,
+                            time.monotonic() - started, hypothesis=outcome.reasoning)
+        self._write(row, repeats=list(evaluation.repeats))
+        self._tell(dataclasses.replace(row, description=description))
         self.next_experiment = n + 1
         return ""
+
+    def _tell(self, row: ExperimentRow) -> None:
+        record = getattr(self.policy, "record", None)
+        if record is not None:
+            record(row)
 
     # ---- evaluation ---------------------------------------------------------------------
 

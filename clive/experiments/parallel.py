@@ -18,6 +18,8 @@ from clive.experiments.loop import Progress, Summary
 from clive.experiments.playbook import Playbook
 from clive.experiments.proposals import ModelProposer, SweepProposer
 from clive.experiments.results import ResultsTable
+from clive.experiments.search import STUDY_FILE, Search, SearchError
+from clive.experiments.search_policy import SearchPolicy, SearchProposer
 from clive.experiments.sweep import SweepPolicy
 from clive.experiments.worker import WorkerSetup
 from clive.experiments.workspace import Workspace
@@ -116,8 +118,15 @@ def run_parallel(
 
     results = ResultsTable(recorder.path / "results.tsv", workers=True)
     proposer: Any
-    if policy == "scripted":
+    if policy == "scripted" and options.search in (None, "greedy"):
         proposer = SweepProposer(SweepPolicy(pb.search, workdir))
+    elif policy == "scripted":
+        try:
+            search = Search(pb.search, workdir, recorder.path / STUDY_FILE, name=recorder.id,
+                            direction=pb.direction, strategy=options.search, seed=options.seed)
+        except SearchError as exc:
+            raise RunFailed(str(exc)) from None
+        proposer = SearchProposer(SearchPolicy(search, workdir))
     else:
         proposer = ModelProposer(lambda: coordinator.default_briefing())
     save = save_recording(recorder.path)

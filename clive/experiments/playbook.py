@@ -21,6 +21,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from clive.agent.actions import Action, ActionError, parse_action
 
 DIRECTIONS = ("maximize", "minimize")
+# The offline search's strategies (``search.strategy``, ``--search``): Optuna's samplers, and the
+# hill-climber as greedy.
+STRATEGIES = ("tpe", "greedy", "random", "grid", "cmaes", "gp")
 _DELIMITERS = ("---", "...")
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
@@ -100,6 +103,8 @@ class Playbook:
     readonly: tuple[str, ...] = ()
     stop: Stop = field(default_factory=Stop)
     search: tuple[Move, ...] = ()
+    search_strategy: str | None = None  # the offline search's sampler (None: the default)
+    search_seed: int | None = None
     steps: tuple[Action, ...] = ()
     expects: tuple[Expect | None, ...] = ()  # parallel to steps
     requires: tuple[str, ...] = ()
@@ -391,7 +396,17 @@ class _Reader:
         if workdir is not None and "readonly" in fields:
             self.check_globs(workdir, fields["readonly"][0], "readonly", got["readonly"], False)
         if entry := node("search"):
-            got["search"] = self.search(*entry, workdir, got.get("editable"), got.get("readonly"))
+            key, value = entry
+            if isinstance(value, MappingNode):  # {strategy: tpe, seed: 1, moves: [...]}
+                settings = self.mapping(value, "search", ("strategy", "seed", "moves"))
+                if "moves" not in settings:
+                    self.fail(key, "search.moves", "missing (the knobs to search: a list of moves)")
+                if entry := settings.get("strategy"):
+                    got["search_strategy"] = self.strategy(*entry)
+                if entry := settings.get("seed"):
+                    got["search_seed"] = self.integer(entry[1], "search.seed", key=entry[0], minimum=0)
+                key, value = settings["moves"]
+            got["search"] = self.search(key, value, workdir, got.get("editable"), got.get("readonly"))
 
         # An experiment needs both halves of a measurement; a search space needs an experiment.
         if "search" in fields and "eval" not in fields:
@@ -576,6 +591,12 @@ class _Reader:
                     )
             moves.append(Move(name=move_name, file=file, pattern=pattern.pattern, values=values))
         return tuple(moves)
+
+    def strategy(self, key: Node, node: Node) -> str:
+        value = self.text(node, "search.strategy", key=key)
+        if value not in STRATEGIES:
+            self.fail(key, "search.strategy", f"unknown strategy {value!r} (expected one of {', '.join(STRATEGIES)})")
+        return value
 
     def move_values(self, key: Node, node: Node, name: str) -> tuple[str, ...]:
         if not isinstance(node, SequenceNode) or not node.value:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from clive.experiments.results import ExperimentRow
 from clive.experiments.sweep import SweepPolicy
 from clive.experiments.worker import Candidate
 
@@ -31,12 +32,12 @@ class SweepProposer:
         if got is None:
             return None
         label, decisions = got
-        return Candidate(label, label, steps=tuple(d.action for d in decisions))
+        return Candidate(label, label, steps=tuple(d.action for d in decisions), hypothesis=decisions[0].reasoning)
 
-    def record(self, candidate: Candidate, description: str, status: str, commit: str) -> None:
-        self.sweep.record(description, status, commit)
+    def record(self, candidate: Candidate, row: ExperimentRow, metric: float | None) -> None:
+        self.sweep.record(row)
 
-    def restore(self, rows: Iterable[tuple[str, str, str]]) -> None:
+    def restore(self, rows: Iterable[ExperimentRow]) -> None:
         self.sweep.restore(rows)
 
 
@@ -59,8 +60,8 @@ class ModelProposer:
         )
         return Candidate(f"model-{self._made}", f"model proposal {self._made}", briefing=text)
 
-    def record(self, candidate: Candidate, description: str, status: str, commit: str) -> None:
+    def record(self, candidate: Candidate, row: ExperimentRow, metric: float | None) -> None:
         """The model learns results from results.tsv in its next briefing."""
 
-    def restore(self, rows: Iterable[tuple[str, str, str]]) -> None:
+    def restore(self, rows: Iterable[ExperimentRow]) -> None:
         """Nothing to rebuild: each briefing is made from the files."""

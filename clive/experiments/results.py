@@ -10,9 +10,11 @@ from pathlib import Path
 from clive.experiments.faults import crash_point
 
 RESULTS_HEADER = ("commit", "metric", "status", "description", "experiment", "duration")
-# Runs with parallel workers add the worker that measured each row (an in-process run's table keeps
-# the six columns it always had).
+# Runs with parallel workers add the worker that measured each row (an in-process run's table has no
+# such column). Every table made now ends with the hypothesis: why the experiment was tried. Columns
+# are read by their names in the header, so tables written before either column still read.
 WORKER_COLUMN = "worker"
+HYPOTHESIS_COLUMN = "hypothesis"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,14 +28,20 @@ class ExperimentRow:
     description: str
     duration: float
     worker: int | None = None  # the parallel worker that measured it
+    hypothesis: str = ""  # why it was tried: the model's one-line reason, or the sampler's
 
-    def tsv(self, columns: int = len(RESULTS_HEADER)) -> str:
-        metric = "" if self.metric is None else f"{self.metric:.6g}"
-        description = " ".join(self.description.split())
-        fields = [self.commit[:12], metric, self.status, description, str(self.experiment), f"{self.duration:.2f}"]
-        if columns > len(RESULTS_HEADER):
-            fields.append("" if self.worker is None else str(self.worker))
-        return "\t".join(fields)
+    def tsv(self, columns: tuple[str, ...] = RESULTS_HEADER) -> str:
+        fields = {
+            "commit": self.commit[:12],
+            "metric": "" if self.metric is None else f"{self.metric:.6g}",
+            "status": self.status,
+            "description": " ".join(self.description.split()),
+            "experiment": str(self.experiment),
+            "duration": f"{self.duration:.2f}",
+            WORKER_COLUMN: "" if self.worker is None else str(self.worker),
+            HYPOTHESIS_COLUMN: " ".join(self.hypothesis.split()),
+        }
+        return "\t".join(fields.get(name, "") for name in columns)
 
 
 class ResultsTable:
@@ -44,8 +52,9 @@ class ResultsTable:
         self.path = path
         self.repair()
         if not path.exists() or path.stat().st_size == 0:
-            self._append_line("\t".join((*RESULTS_HEADER, WORKER_COLUMN) if workers else RESULTS_HEADER))
-        self.columns = len(self._header())
+            columns = (*RESULTS_HEADER, *((WORKER_COLUMN,) if workers else ()), HYPOTHESIS_COLUMN)
+            self._append_line("\t".join(columns))
+        self.columns = tuple(self._header())
 
     def _header(self) -> list[str]:
         with open(self.path, encoding="utf-8") as f:
@@ -70,20 +79,22 @@ class ResultsTable:
         text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
         lines = text.split("\n")
         complete = lines[:-1]  # the part after the last newline is empty or a torn row
+        names = complete[0].split("\t") if complete else list(RESULTS_HEADER)
         for line in complete[1:]:
             parts = line.split("\t")
             if len(parts) < len(RESULTS_HEADER):
                 continue
-            commit, metric, status, description, experiment, duration = parts[: len(RESULTS_HEADER)]
-            worker = parts[len(RESULTS_HEADER)] if len(parts) > len(RESULTS_HEADER) else ""
+            f = dict(zip(names, parts, strict=False))
+            worker = f.get(WORKER_COLUMN, "")
             try:
                 rows.append(
                     ExperimentRow(
-                        int(experiment), commit, float(metric) if metric else None, status,
-                        description, float(duration), int(worker) if worker else None,
+                        int(f["experiment"]), f["commit"], float(f["metric"]) if f["metric"] else None,
+                        f["status"], f["description"], float(f["duration"]), int(worker) if worker else None,
+                        f.get(HYPOTHESIS_COLUMN, ""),
                     )
                 )
-            except ValueError:
+            except (ValueError, KeyError):
                 continue
         return rows
 

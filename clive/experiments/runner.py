@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import random
 import shutil
 import signal
 import sys
@@ -26,6 +27,7 @@ from clive.experiments.errors import BadInput, RunFailed
 from clive.experiments.loop import ExperimentLoop, Progress, ResultsTable, Summary
 from clive.experiments.playbook import Playbook, load_playbook, missing_requirements
 from clive.experiments.scripted import ScriptedPolicy
+from clive.experiments.search import DEFAULT_STRATEGY, STUDY_FILE, SearchError, check_strategy
 from clive.experiments.sweep import SweepPolicy
 from clive.experiments.workspace import Workspace, WorkspaceError
 from clive.safety.guard import CommandGuard, GuardError
@@ -53,6 +55,8 @@ class RunOptions:
     sandbox: bool = False
     workers: int | None = None  # experiments in flight (None: the playbook's, else 1)
     cluster: str | None = None  # a Ray cluster's address (None: $RAY_ADDRESS with workers, else local)
+    search: str | None = None  # the offline search's strategy (None: the playbook's, else the default)
+    seed: int | None = None  # the search's seed (None: the playbook's, else a fresh one, recorded)
 
 
 @contextmanager
@@ -97,11 +101,16 @@ def approve_on_stdin(action: Action) -> Action | None:
                 print(f"not an action: {exc}", file=sys.stderr)
 
 
-def check_policy(name: str, pb: Playbook) -> None:
+def check_policy(name: str, pb: Playbook, strategy: str | None = None) -> None:
     """Refuse a playbook the policy cannot run (before anything is made for the run)."""
     if name == "scripted":
         if pb.is_experiment and not pb.search:
             raise BadInput(f"{pb.path}: the scripted policy needs a `search` space for an experiment playbook")
+        if pb.is_experiment and strategy is not None:
+            try:
+                check_strategy(strategy)
+            except SearchError as exc:
+                raise BadInput(str(exc)) from None
         if not pb.is_experiment and not pb.steps:
             raise BadInput(
                 f"{pb.path}: the scripted policy needs `steps` (or `search`); "
@@ -116,18 +125,45 @@ def check_policy(name: str, pb: Playbook) -> None:
 
 
 def make_policy(
-    name: str, pb: Playbook, terminal: Terminal, workdir: Path, model: str | None
+    name: str, pb: Playbook, terminal: Terminal, workdir: Path, model: str | None,
+    search: tuple[str, int | None, Path, str] | None = None,
 ) -> Policy:
+    """``search``: (strategy, seed, study file, study name) of an experiment run's offline search."""
     check_policy(name, pb)
     if name == "scripted":
         if pb.is_experiment:
-            return SweepPolicy(pb.search, workdir)
+            return offline_search(pb, workdir, search)
         return ScriptedPolicy(pb.steps, pb.expects, screen=terminal.snapshot)
     if name == "claude":
         from clive.agent.policies.claude import ClaudePolicy
 
         return ClaudePolicy(pb.body, model=model or pb.model)
     return HumanPolicy()
+
+
+def offline_search(pb: Playbook, workdir: Path, search: tuple[str, int | None, Path, str] | None) -> Any:
+    """The scripted policy of an experiment playbook: the hill-climber (greedy) or an Optuna study."""
+    strategy, seed, study, name = search or ("greedy", None, Path(), "")
+    if strategy == "greedy":
+        return SweepPolicy(pb.search, workdir)
+    from clive.experiments.search import Search
+    from clive.experiments.search_policy import SearchPolicy
+
+    try:
+        found = Search(pb.search, workdir, study, name=name, direction=pb.direction, strategy=strategy, seed=seed)
+    except SearchError as exc:
+        raise RunFailed(str(exc)) from None
+    return SearchPolicy(found, workdir)
+
+
+def search_settings(pb: Playbook, options: RunOptions, recorder: Recorder) -> tuple[str, int | None, Path, str]:
+    """The strategy and seed an experiment run searches with (the command line, then the playbook,
+    then the default; a seed made up is recorded, so that a run can be repeated)."""
+    strategy = options.search or pb.search_strategy or DEFAULT_STRATEGY
+    seed = options.seed if options.seed is not None else pb.search_seed
+    if seed is None:
+        seed = random.randrange(2**31)
+    return strategy, seed, recorder.path / STUDY_FILE, recorder.id
 
 
 Body = Callable[[Callable[[str], None]], tuple[int, str]]
@@ -169,13 +205,16 @@ def _plan(options: RunOptions, *, hosted: bool) -> tuple[Playbook, str, dict[str
         pb = Playbook(path=Path("-"), name="free hand", body="", workdir=options.workdir)
     else:
         pb = load_playbook(playbook_path, workdir=options.workdir if not resume_meta else None)
+    started_with = resume_meta or {}
+    recorded_search = started_with.get("search")
+    search = options.search or (recorded_search if isinstance(recorded_search, str) else None)
+    seed = options.seed if options.seed is not None else _seed(started_with.get("seed"))
     if playbook_path is not None:
-        check_policy(policy_name, pb)
+        check_policy(policy_name, pb, search or pb.search_strategy or DEFAULT_STRATEGY)
     missing = missing_requirements(pb)
     if missing:
         raise RunFailed(f"cannot run {pb.name}: needs {', '.join(missing)} (not found on PATH)")
     # What the run was started with holds on resume, unless the command line says otherwise.
-    started_with = resume_meta or {}
     max_experiments = options.max_experiments or _count(started_with.get("max_experiments"))
     max_cycles = options.max_cycles or _count(started_with.get("max_cycles"))
     workers = options.workers or _count(started_with.get("workers")) or pb.workers
@@ -184,7 +223,7 @@ def _plan(options: RunOptions, *, hosted: bool) -> tuple[Playbook, str, dict[str
     if cluster is None and workers > 1:
         cluster = os.environ.get("RAY_ADDRESS") or None
     options = dataclasses.replace(options, max_experiments=max_experiments, max_cycles=max_cycles,
-                                  workers=workers, cluster=cluster)
+                                  workers=workers, cluster=cluster, search=search, seed=seed)
     return pb, policy_name, resume_meta, options
 
 
@@ -215,16 +254,26 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
                 "max_cycles": options.max_cycles,
                 "workers": options.workers,
                 "cluster": options.cluster,
+                **({"direction": pb.direction, "noise": pb.noise, "plateau": pb.stop.plateau}
+                   if pb.is_experiment else {}),
             },
             COLS,
             ROWS,
         )
     sid = recorder.id
     say(f"session {sid} in {recorder.path}")
+    search = None
+    if pb.is_experiment and policy_name == "scripted":
+        search = search_settings(pb, options, recorder)
+        options = dataclasses.replace(options, search=search[0], seed=search[1])
+        recorder.update_meta(search=search[0], seed=search[1])
+        say(f"search: {search[0]}, seed {search[1]}")
     status = "failed"
     try:
         workspace, workdir = _workspace(pb, options, recorder, resume_meta)
         recorder.update_meta(workdir=str(workdir), branch=workspace.branch if workspace else None)
+        if pb.is_experiment:
+            ResultsTable(recorder.path / "results.tsv", workers=parallel.wanted(options))  # its header, first
         if parallel.wanted(options):
             assert workspace is not None  # an experiment playbook always has one
             summary, results = parallel.run_parallel(
@@ -256,7 +305,7 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
                 approve=approve_on_stdin if options.approve and host is None else None,
                 cycles_before=recorder.last_cycle,
             )
-            policy = make_policy(policy_name, pb, terminal, workdir, options.model)
+            policy = make_policy(policy_name, pb, terminal, workdir, options.model, search)
             if resume_meta is not None and isinstance(policy, ScriptedPolicy):
                 policy.skip(_steps_done(recorder.path))
 
@@ -291,6 +340,10 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
 def _count(value: Any) -> int | None:
     """A positive whole number from meta.json, or None (absent in older sessions, or damaged)."""
     return value if type(value) is int and value > 0 else None
+
+
+def _seed(value: Any) -> int | None:
+    return value if type(value) is int and value >= 0 else None
 
 
 def _one_line(exc: BaseException) -> str:

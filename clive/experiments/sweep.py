@@ -15,6 +15,7 @@ from pathlib import Path
 from clive.agent.actions import Done, EditFile, Run
 from clive.agent.policy import Decision, Observation
 from clive.experiments.playbook import Move
+from clive.experiments.results import ExperimentRow
 
 
 def move_label(move: Move, value: str) -> str:
@@ -45,20 +46,22 @@ class SweepPolicy:
         self._pending = []
         self._current = None
 
-    def record(self, description: str, status: str, commit: str) -> None:
+    def record(self, row: ExperimentRow) -> None:
         """Learn the fate of an experiment, so the next proposal starts from the best state."""
-        if status == "keep":
-            self._best_id = commit
+        if row.status == "keep" and row.experiment > 0:
+            self._best_id = row.commit
             self._kept_in_pass = True
 
-    def restore(self, rows: Iterable[tuple[str, str, str]]) -> None:
-        """Rebuild what was tried from results.tsv rows (description, status, commit) on resume."""
-        for description, status, commit in rows:
+    def restore(self, rows: Iterable[ExperimentRow]) -> None:
+        """Rebuild what was tried from results.tsv's rows on resume."""
+        for row in rows:
+            if row.experiment == 0:
+                continue
             # The loop appends why an experiment failed in parentheses: "mode = x (eval failed …)".
-            name, _, value = description.split(" (", 1)[0].partition(" = ")
+            name, _, value = row.description.split(" (", 1)[0].partition(" = ")
             if value:
                 self._tried.add((self._best_id, name, value))
-            self.record(description, status, commit)
+            self.record(row)
 
     # ---- proposing --------------------------------------------------------------------------
 
@@ -76,10 +79,14 @@ class SweepPolicy:
         self._current = (move, value)
         label = move_label(move, value)
         return [
-            Decision(EditFile(move.file, old_text, new_text), reasoning=f"try {label}"),
+            Decision(EditFile(move.file, old_text, new_text), reasoning=self.hypothesis(move)),
             Decision(Run("git --no-pager diff --stat --patch -U0")),  # one git: the stat, then the edit
             Decision(Done(label)),
         ]
+
+    @staticmethod
+    def hypothesis(move: Move) -> str:
+        return f"greedy: the next value of {move.name} on the best kept state, one knob at a time"
 
     def _candidates(self) -> list[tuple[Move, str]]:
         return [(move, str(value)) for move in self.moves for value in move.values]
@@ -95,7 +102,7 @@ class SweepPolicy:
         move, value, old_text, new_text = candidate
         label = move_label(move, value)
         return label, [
-            Decision(EditFile(move.file, old_text, new_text), reasoning=f"try {label}"),
+            Decision(EditFile(move.file, old_text, new_text), reasoning=self.hypothesis(move)),
             Decision(Run("git --no-pager diff --stat --patch -U0")),
             Decision(Done(label)),
         ]
@@ -122,20 +129,29 @@ class SweepPolicy:
         return None
 
     def _edit_for(self, move: Move, value: str) -> tuple[str, str] | None:
-        path = self.workdir / move.file
-        text = path.read_text()
-        match = re.search(move.pattern, text, re.MULTILINE)
-        if match is None or match.group(1) == value:
+        return edit_for(self.workdir, move, value)
+
+
+def edit_for(workdir: Path, move: Move, value: str) -> tuple[str, str] | None:
+    """(old text, new text) that sets the move's group to ``value`` in its file, with the old text
+    widened until it occurs once; None when the file already holds the value (or no match)."""
+    return edit_in((workdir / move.file).read_text(), move.pattern, value)
+
+
+def edit_in(text: str, pattern: str, value: str) -> tuple[str, str] | None:
+    """``edit_for`` on a file's text (several edits of one file are made one after another)."""
+    match = re.search(pattern, text, re.MULTILINE)
+    if match is None or match.group(1) == value:
+        return None
+    old = text[match.start() : match.end()]
+    new = text[match.start() : match.start(1)] + value + text[match.end(1) : match.end()]
+    lo, hi = match.start(), match.end()
+    # edit_file needs old text that occurs once: widen the context a character at a time
+    # (a newline before "CFLAGS =" tells it apart from "HARNESS_CFLAGS =").
+    while text.count(old) != 1:
+        if lo == 0 and hi == len(text):
             return None
-        old = text[match.start() : match.end()]
-        new = text[match.start() : match.start(1)] + value + text[match.end(1) : match.end()]
-        lo, hi = match.start(), match.end()
-        # edit_file needs old text that occurs once: widen the context a character at a time
-        # (a newline before "CFLAGS =" tells it apart from "HARNESS_CFLAGS =").
-        while text.count(old) != 1:
-            if lo == 0 and hi == len(text):
-                return None
-            lo, hi = max(lo - 1, 0), min(hi + 1, len(text))
-            old = text[lo:hi]
-            new = text[lo : match.start(1)] + value + text[match.end(1) : hi]
-        return old, new
+        lo, hi = max(lo - 1, 0), min(hi + 1, len(text))
+        old = text[lo:hi]
+        new = text[lo : match.start(1)] + value + text[match.end(1) : hi]
+    return old, new

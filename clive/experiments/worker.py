@@ -103,6 +103,7 @@ class Report:
     duration: float
     recording: dict[str, bytes] = field(default_factory=dict)
     host: str = ""
+    hypothesis: str = ""  # a model's one-line reason for its proposal
 
 
 class Worker:
@@ -179,6 +180,7 @@ class Worker:
             candidate=assignment.candidate.label, reevaluation=assignment.patch is not None,
         )
         status = "done"
+        why = ""
         if assignment.patch is not None:
             self.ws.apply_patch(assignment.patch)
             self.agent.act(Run("git --no-pager diff --cached --stat", timeout=30), source="loop")
@@ -189,6 +191,7 @@ class Worker:
             if outcome.status in ("interrupted", "failed"):
                 return self._report(assignment, outcome.summary, b"", "", None, outcome.status, started)
             description = outcome.summary if outcome.status == "done" else f"unfinished proposal: {outcome.summary}"
+            why = outcome.reasoning
         self.note = f"{description} (being measured)"
         changed = self.ws.changed_files()
         touched = [path for path in changed if any(fnmatch.fnmatch(path, p) for p in self.pb.readonly)]
@@ -201,7 +204,7 @@ class Worker:
             evaluation = evaluate(self.agent, self.pb)
         if self.agent.stop_requested:
             status = "interrupted"
-        return self._report(assignment, description, patch, tree, evaluation, status, started)
+        return self._report(assignment, description, patch, tree, evaluation, status, started, why)
 
     def _policy(self, candidate: Candidate) -> Policy:
         if candidate.steps:
@@ -214,13 +217,13 @@ class Worker:
 
     def _report(
         self, a: Assignment, description: str, patch: bytes, tree: str,
-        evaluation: Evaluation | None, status: str, started: float,
+        evaluation: Evaluation | None, status: str, started: float, hypothesis: str = "",
     ) -> Report:
         evaluation = evaluation or Evaluation(None, "crash", description, 0.0)
         return Report(
             trial=a.trial, worker=self.setup.index, base=a.base, description=description, patch=patch,
             tree=tree, evaluation=evaluation, status=status, duration=time.monotonic() - started,
-            recording=self.recording(), host=socket.gethostname(),
+            recording=self.recording(), host=socket.gethostname(), hypothesis=hypothesis,
         )
 
     def stop(self) -> None:

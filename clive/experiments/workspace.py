@@ -474,6 +474,14 @@ class Workspace:
             entries.append((sha, subject))
         return entries
 
+    def tried_ref(self, n: int) -> str:
+        return f"refs/clive/{self.session_id}/tried/{int(n)}"
+
+    def keep_tried(self, n: int, commit: str) -> None:
+        """Keep a discarded or crashed experiment's commit under refs/clive/<session>/tried/<n>: off
+        the run branch, out of the user's refs, and safe from garbage collection."""
+        self._run("update-ref", self.tried_ref(n), self.resolve(commit))
+
     def changed_files(self) -> list[str]:
         """Paths that differ from HEAD: staged, unstaged, deleted and untracked (not ignored)."""
         return sorted(set(self._status_paths()))
