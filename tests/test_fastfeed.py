@@ -372,6 +372,18 @@ def checks_in(language: str) -> Iterator[None]:
         fastcheck._speedups = built
 
 
+@pytest.mark.parametrize("screen", [ScreenModel, TerminalScreen])
+def test_a_wrap_pending_at_a_line_feed_makes_no_empty_row_the_fast_path_lacks(screen: Any) -> None:
+    # Found by the property below: the reference screen fetched the cursor's row before wrapping,
+    # which left an empty row 1 in its buffer that the fast path (rightly) never made.
+    reference, fast = Fed(8, 3, 0, TerminalStream, screen), Fed(8, 3, 0, FastStream, screen)
+    for fed in (reference, fast):
+        fed.feed(b"wwwwwwww\n")
+        fed.feed(b"hello")
+    assert_same(reference, fast)
+    assert 1 not in reference.screen.buffer
+
+
 def test_the_c_checks_are_built() -> None:
     """pip install builds clive/_speedups.c (with gcc, which the tests need anyway); the tests below run
     FastStream with it, and again without it."""

@@ -32,10 +32,11 @@ def _lone_regional(data: str) -> bool:
     return len(data) == 1 and ord(data) in _REGIONAL
 
 
-def _joined_cell(screen: Any, line: Any) -> tuple[Any, int] | None:
+def _joined_cell(screen: Any) -> tuple[Any, int] | None:
     """The row and column of the cell a zero-width character joins: the one before the cursor."""
     c = screen.cursor
     if c.x:
+        line = screen.buffer[c.y]
         x = min(c.x, screen.columns) - 1
         if line[x].data == "" and x:
             x -= 1  # the stub after a wide character: the character is one cell further left
@@ -54,14 +55,13 @@ def draw(screen: Any, data: str) -> None:
     data = data.translate(screen.g1_charset if screen.charset else screen.g0_charset)
     for char in data:
         c = screen.cursor
-        line = screen.buffer[c.y]
         width = wcwidth(char)
         joins = width == 0 or screen.join_at == (c.y, c.x)
         if not joins and ord(char) in _REGIONAL and c.x:
-            prev = _joined_cell(screen, line)
+            prev = _joined_cell(screen)
             joins = prev is not None and _lone_regional(prev[0][prev[1]].data)
         if joins and width >= 0:
-            prev = _joined_cell(screen, line)
+            prev = _joined_cell(screen)
             screen.join_at = None
             if prev is not None:
                 row, x = prev
@@ -79,9 +79,10 @@ def draw(screen: Any, data: str) -> None:
                 screen.dirty.add(c.y)
                 screen.carriage_return()
                 screen.linefeed()
-                line = screen.buffer[c.y]
             elif width > 0:
                 c.x -= width
+        # Only now, as pyte does: a row the wrap leaves behind is not made (an empty row in the buffer).
+        line = screen.buffer[c.y]
         if mo.IRM in screen.mode and width > 0:
             screen.insert_characters(width)
         if width == 1:
