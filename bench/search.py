@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import shutil
 import statistics
 import subprocess
@@ -46,6 +47,7 @@ class Trace:
 
     metrics: list[float | None]
     best: list[float]  # the best kept after each experiment
+    fractions: list[float | None]  # of the bound the eval measured beside it (OpenBLAS, memory), per experiment
 
     def first_within(self, target: float, direction: str = "maximize") -> int | None:
         """The first experiment whose best kept is within ``target`` (a metric), or None."""
@@ -55,14 +57,21 @@ class Trace:
         return None
 
 
-def _eval(pb: Playbook, work: Path) -> float | None:
-    if pb.check:
-        if subprocess.run(pb.check, shell=True, cwd=work, capture_output=True).returncode != 0:
-            return None
+# What fraction of its bound an experiment reached, as the matmul (OpenBLAS measured in the same run)
+# and inference (this machine's read bandwidth) harnesses print it.
+FRACTION = re.compile(r"([0-9.]+)% of it")
+
+
+def _eval(pb: Playbook, work: Path, fractions: list[float | None]) -> float | None:
+    """The metric (None: a crash); appends the fraction the eval printed (or None) to ``fractions``."""
+    checked = not pb.check or subprocess.run(pb.check, shell=True, cwd=work, capture_output=True).returncode == 0
     done = subprocess.run(pb.eval or "", shell=True, cwd=work, capture_output=True, text=True,
-                          timeout=pb.budget.experiment_seconds)
-    if done.returncode != 0:
+                          timeout=pb.budget.experiment_seconds) if checked else None
+    if done is None or done.returncode != 0:
+        fractions.append(None)
         return None
+    found = FRACTION.findall(done.stdout)
+    fractions.append(float(found[-1]) / 100 if found else None)
     return read_metric(pb, done.stdout)
 
 
@@ -83,10 +92,12 @@ def drive(playbook: Path, strategy: str, seed: int, budget: int, scratch: Path) 
         search = Search(pb.search, work, study, name="bench", direction=pb.direction, strategy=strategy, seed=seed)
         policy = SearchPolicy(search, work)
     files = sorted({m.file for m in pb.search})
-    baseline = _eval(pb, work)
+    fractions: list[float | None] = []
+    baseline = _eval(pb, work, fractions)
     assert baseline is not None, f"{pb.name}: the baseline failed"
     policy.record(ExperimentRow(0, "c0", baseline, "keep", "baseline", 0.0))
     best, kept = baseline, {f: (work / f).read_text() for f in files}
+    best_fraction = [fractions[-1]]  # of the best kept after each experiment
     metrics: list[float | None] = [baseline]
     bests = [baseline]
     for n in range(1, budget + 1):
@@ -102,17 +113,19 @@ def drive(playbook: Path, strategy: str, seed: int, budget: int, scratch: Path) 
                 break
         if getattr(policy, "exhausted", False):
             break
-        metric = _eval(pb, work)
+        metric = _eval(pb, work, fractions)
         status = "crash" if metric is None else "keep" if better(pb, metric, best) else "discard"
         if status == "keep":
             best, kept = metric, {f: (work / f).read_text() for f in files}
+            best_fraction.append(fractions[-1])
         else:
+            best_fraction.append(best_fraction[-1])
             for f, text in kept.items():
                 (work / f).write_text(text)
         policy.record(ExperimentRow(n, f"c{n}", metric, status, label, 0.0))
         metrics.append(metric)
         bests.append(best)
-    return Trace(metrics, bests)
+    return Trace(metrics, bests, best_fraction)
 
 
 def compare(playbook: Path, seeds: int, budget: int, strategies: tuple[str, ...]) -> dict[str, dict[str, Any]]:
@@ -120,11 +133,13 @@ def compare(playbook: Path, seeds: int, budget: int, strategies: tuple[str, ...]
     out: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="clive-bench-search-") as tmp:
         for strategy in strategies:
-            finals, to_final, to_optimum = [], [], []
+            finals, to_final, to_optimum, fractions = [], [], [], []
             for seed in range(seeds):
                 trace = drive(playbook, strategy, seed, budget, Path(tmp))
                 final = trace.best[-1]
                 finals.append(final)
+                if trace.fractions[-1] is not None:
+                    fractions.append(trace.fractions[-1])
                 margin = 0.05 * abs(final)
                 reached = trace.first_within(final - margin if pb.direction == "maximize" else final + margin,
                                              pb.direction)
@@ -137,6 +152,7 @@ def compare(playbook: Path, seeds: int, budget: int, strategies: tuple[str, ...]
                 "to_within_5pct_of_final": statistics.median(to_final),
                 "to_within_2pct_of_optimum": statistics.median(to_optimum) if to_optimum else None,
                 "finals": finals,
+                "of_bound": statistics.median(fractions) if fractions else None,
             }
     return out
 
@@ -179,13 +195,15 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=30)
     parser.add_argument("--strategies", default=f"{DEFAULT_STRATEGY},greedy")
     args = parser.parse_args()
-    print(f"{'playbook':10} {'strategy':8} {'median best':>12} {'to 5% of final':>15} {'to 2% of optimum':>17}")
+    print(f"{'playbook':10} {'strategy':8} {'median best':>12} {'to 5% of final':>15} {'to 2% of optimum':>17}"
+          f" {'of its bound':>12}")
     for name in args.playbooks.split(","):
         result = compare(ROOT / "playbooks" / f"{name}.md", args.seeds, args.budget,
                          tuple(args.strategies.split(",")))
         for strategy, r in result.items():
             print(f"{name:10} {strategy:8} {_fmt(r['best']):>12} {_fmt(r['to_within_5pct_of_final']):>15}"
-                  f" {_fmt(r['to_within_2pct_of_optimum']):>17}", flush=True)
+                  f" {_fmt(r['to_within_2pct_of_optimum']):>17} {_fmt(r['of_bound']):>12}  finals {r['finals']}",
+                  flush=True)
     return 0
 
 

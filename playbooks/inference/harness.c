@@ -183,6 +183,27 @@ static int run_check(void)
     return 0;
 }
 
+/* The bound a memory-bound step cannot beat: how fast this machine reads a buffer the size of what
+ * one step must read (the weights, their scales, x), timed with glibc's memchr (vectorised, reads
+ * only) on a buffer holding no match: best of several passes, in bytes per second. */
+static double read_bandwidth(size_t bytes)
+{
+    unsigned char *buf = xalloc(bytes);
+    memset(buf, 0, bytes);
+    double best = INFINITY;
+    for (int pass = 0; pass < 40; pass++) {
+        const double start = now();
+        const void *found = memchr(buf, 1, bytes);
+        const double elapsed = now() - start;
+        if (found != NULL)
+            abort();
+        if (elapsed < best)
+            best = elapsed;
+    }
+    free(buf);
+    return (double)bytes / best;
+}
+
 static int run_bench(void)
 {
     Problem p = make_problem(BENCH_DIM, BENCH_ROWS, 1.0);
@@ -206,6 +227,12 @@ static int run_bench(void)
     printf("dim=%d rows=%d steps=%d best=%.3f ms (%.2f GOP/s int8)\n", BENCH_DIM, BENCH_ROWS, runs,
            best * 1e3, gops);
     printf("tokens/s: %.1f\n", 1.0 / best);
+    /* What one step must read, and how close it came to reading it at the machine's rate. */
+    const size_t step_bytes = (size_t)BENCH_ROWS * BENCH_DIM + sizeof(float) * ((size_t)BENCH_ROWS * (BENCH_DIM / GS)
+                              + 2 * (size_t)BENCH_DIM);
+    const double bandwidth = read_bandwidth(step_bytes);
+    printf("memory: a step reads %.1f MB; this machine reads that much at %.1f GB/s; the kernel reached %.1f GB/s,"
+           " %.0f%% of it\n", step_bytes / 1e6, bandwidth / 1e9, step_bytes / best / 1e9, 100.0 * step_bytes / best / bandwidth);
     free(logits);
     free(probs);
     free_problem(&p);
