@@ -223,3 +223,18 @@ def test_a_strategy_whose_package_is_missing_is_refused_before_a_session_is_made
         assert done.returncode == 2
         assert done.stderr.strip() == "clive: search strategy gp needs the torch package: pip install torch"
     assert not (tmp_path / "sessions").exists()
+
+
+def test_a_session_from_before_the_search_resumes_as_the_hill_climber_it_was(synthetic, tmp_path):
+    sessions = tmp_path / "sessions"
+    assert main(["run", str(synthetic), "--sessions", str(sessions), "--search", "greedy",
+                 "--max-experiments", "2"]) == 0
+    session = _only(sessions)
+    meta = json.loads((session / "meta.json").read_text())
+    del meta["search"], meta["seed"]  # as meta.json was written before the search existed
+    (session / "meta.json").write_text(json.dumps(meta))
+    assert main(["run", "--resume", session.name, "--sessions", str(sessions), "--max-experiments", "4"]) == 0
+    assert json.loads((session / "meta.json").read_text())["search"] == "greedy"
+    rows = ResultsTable(session / "results.tsv").rows()
+    assert [r.description for r in rows[1:]] == ["tile = 2", "tile = 4", "tile = 8", "tile = 16"]
+    assert not (session / "search.db").exists()

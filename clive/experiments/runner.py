@@ -156,14 +156,14 @@ def offline_search(pb: Playbook, workdir: Path, search: tuple[str, int | None, P
     return SearchPolicy(found, workdir)
 
 
-def search_settings(pb: Playbook, options: RunOptions, recorder: Recorder) -> tuple[str, int | None, Path, str]:
+def search_settings(pb: Playbook, options: RunOptions) -> tuple[str, int]:
     """The strategy and seed an experiment run searches with (the command line, then the playbook,
     then the default; a seed made up is recorded, so that a run can be repeated)."""
     strategy = options.search or pb.search_strategy or DEFAULT_STRATEGY
     seed = options.seed if options.seed is not None else pb.search_seed
     if seed is None:
         seed = random.randrange(2**31)
-    return strategy, seed, recorder.path / STUDY_FILE, recorder.id
+    return strategy, seed
 
 
 Body = Callable[[Callable[[str], None]], tuple[int, str]]
@@ -207,6 +207,8 @@ def _plan(options: RunOptions, *, hosted: bool) -> tuple[Playbook, str, dict[str
         pb = load_playbook(playbook_path, workdir=options.workdir if not resume_meta else None)
     started_with = resume_meta or {}
     recorded_search = started_with.get("search")
+    if resume_meta is not None and "search" not in resume_meta:
+        recorded_search = "greedy"  # a session from before the search: it hill-climbed
     search = options.search or (recorded_search if isinstance(recorded_search, str) else None)
     seed = options.seed if options.seed is not None else _seed(started_with.get("seed"))
     if playbook_path is not None:
@@ -234,6 +236,10 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
     playbook_path = None if pb.path == Path("-") else pb.path
     if parallel.wanted(options):
         parallel.check(pb, options, policy_name, host is not None)
+    searches = pb.is_experiment and policy_name == "scripted"
+    if searches:
+        strategy, seed = search_settings(pb, options)  # in meta.json from the start: resume keeps them
+        options = dataclasses.replace(options, search=strategy, seed=seed)
     try:
         guard = CommandGuard(options.deny)
     except GuardError as exc:
@@ -254,6 +260,7 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
                 "max_cycles": options.max_cycles,
                 "workers": options.workers,
                 "cluster": options.cluster,
+                **({"search": options.search, "seed": options.seed} if searches else {}),
                 **({"direction": pb.direction, "noise": pb.noise, "plateau": pb.stop.plateau}
                    if pb.is_experiment else {}),
             },
@@ -263,11 +270,11 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
     sid = recorder.id
     say(f"session {sid} in {recorder.path}")
     search = None
-    if pb.is_experiment and policy_name == "scripted":
-        search = search_settings(pb, options, recorder)
-        options = dataclasses.replace(options, search=search[0], seed=search[1])
-        recorder.update_meta(search=search[0], seed=search[1])
-        say(f"search: {search[0]}, seed {search[1]}")
+    if searches:
+        assert options.search is not None
+        search = (options.search, options.seed, recorder.path / STUDY_FILE, recorder.id)
+        recorder.update_meta(search=options.search, seed=options.seed)  # a resume may change them
+        say(f"search: {options.search}, seed {options.seed}")
     status = "failed"
     try:
         workspace, workdir = _workspace(pb, options, recorder, resume_meta)

@@ -24,6 +24,10 @@
 #define TN 4
 #define VEC4 0
 #define DBUF 0
+// kernel 3: the warp tile's width in columns of C (0: threads laid out row by row across the block).
+// A warp's 32 threads then cover a (32 * TM * TN / WARP_N) x WARP_N tile of C together, so the
+// shared-memory reads of one warp fall on fewer, nearby addresses.
+#define WARP_N 0
 
 #define PRAGMA(x) _Pragma(#x)
 #define UNROLL_PRAGMA(n) PRAGMA(unroll n)
@@ -164,7 +168,17 @@ __global__ void __launch_bounds__(THREADS) matmul_blocktiled(int n, const float 
 {
     __shared__ __align__(16) float As[1 + DBUF][BK][BM];
     __shared__ __align__(16) float Bs[1 + DBUF][BK][BN];
+#if WARP_N > 0
+    constexpr int WARP_M = 32 * TM * TN / WARP_N; // the warp tile's height
+    static_assert(WARP_N % TN == 0 && WARP_M % TM == 0 && BN % WARP_N == 0 && BM % WARP_M == 0 &&
+                      (WARP_M / TM) * (WARP_N / TN) == 32,
+                  "the warp tile must hold 32 thread tiles and divide the block tile");
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int tx = warp % (BN / WARP_N) * (WARP_N / TN) + lane % (WARP_N / TN);
+    const int ty = warp / (BN / WARP_N) * (WARP_M / TM) + lane / (WARP_N / TN);
+#else
     const int tx = threadIdx.x % (BN / TN), ty = threadIdx.x / (BN / TN);
+#endif
     const int row0 = blockIdx.y * BM, col0 = blockIdx.x * BN;
     const bool vec = VEC4 && n % 4 == 0; // float4 loads need 16-byte aligned rows
     float acc[TM][TN] = {};
