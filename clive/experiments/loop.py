@@ -308,7 +308,9 @@ class ExperimentLoop(ExperimentBook):
 
     def _experiment(self, n: int) -> str:
         started = time.monotonic()
-        self.policy.new_context(self._briefing())
+        # The offline policies keep their own state: building a briefing (the report reads the whole
+        # session) is only for policies that read it.
+        self.policy.new_context(self._briefing() if getattr(self.policy, "reads_briefing", True) else "")
         outcome = self.agent.run(self.policy, max_cycles=PROPOSAL_CYCLES)
         if outcome.status == "interrupted":
             self.ws.reset_to(self.ws.resolve(self.best_commit))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from clive.experiments.errors import BadInput
-from clive.experiments.results import ExperimentRow, ResultsTable
+from clive.experiments.results import ExperimentRow, read_rows
 from clive.session.files import EVENTS, META, RESULTS
 
 PLATEAU_RUN = 6  # experiments without a keep that make a plateau, unless the playbook says otherwise
@@ -51,7 +51,7 @@ def _rows(session: Path) -> list[ExperimentRow]:
     path = session / RESULTS
     if not path.is_file():
         raise BadInput(f"{session.name} is not an experiment run (no results.tsv)")
-    return ResultsTable(path).rows() if path.stat().st_size else []
+    return read_rows(path)  # never repaired here: the run may be appending to it
 
 
 def _direction_noise(meta: dict[str, Any]) -> tuple[str, float, int | None]:

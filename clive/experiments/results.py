@@ -75,28 +75,8 @@ class ResultsTable:
         self._append_line(row.tsv(self.columns))
 
     def rows(self) -> list[ExperimentRow]:
-        rows = []
-        text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
-        lines = text.split("\n")
-        complete = lines[:-1]  # the part after the last newline is empty or a torn row
-        names = complete[0].split("\t") if complete else list(RESULTS_HEADER)
-        for line in complete[1:]:
-            parts = line.split("\t")
-            if len(parts) < len(RESULTS_HEADER):
-                continue
-            f = dict(zip(names, parts, strict=False))
-            worker = f.get(WORKER_COLUMN, "")
-            try:
-                rows.append(
-                    ExperimentRow(
-                        int(f["experiment"]), f["commit"], float(f["metric"]) if f["metric"] else None,
-                        f["status"], f["description"], float(f["duration"]), int(worker) if worker else None,
-                        f.get(HYPOTHESIS_COLUMN, ""),
-                    )
-                )
-            except (ValueError, KeyError):
-                continue
-        return rows
+        return read_rows(self.path)
+
 
     def repair(self) -> None:
         """Drop a torn last row (a crash mid-append) so later rows start on a line of their own."""
@@ -108,3 +88,29 @@ class ResultsTable:
             tmp = self.path.with_suffix(".tsv.tmp")
             tmp.write_bytes(keep)
             os.replace(tmp, self.path)
+
+
+def read_rows(path: Path) -> list[ExperimentRow]:
+    """The complete rows of a results.tsv, read only: a torn last row (an append in progress) is skipped."""
+    rows = []
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    lines = text.split("\n")
+    complete = lines[:-1]  # the part after the last newline is empty or a torn row
+    names = complete[0].split("\t") if complete else list(RESULTS_HEADER)
+    for line in complete[1:]:
+        parts = line.split("\t")
+        if len(parts) < len(RESULTS_HEADER):
+            continue
+        f = dict(zip(names, parts, strict=False))
+        worker = f.get(WORKER_COLUMN, "")
+        try:
+            rows.append(
+                ExperimentRow(
+                    int(f["experiment"]), f["commit"], float(f["metric"]) if f["metric"] else None,
+                    f["status"], f["description"], float(f["duration"]), int(worker) if worker else None,
+                    f.get(HYPOTHESIS_COLUMN, ""),
+                )
+            )
+        except (ValueError, KeyError):
+            continue
+    return rows

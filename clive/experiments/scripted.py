@@ -28,6 +28,7 @@ class ScriptedPolicy:
     """Plays steps in order; fails the run when a step's expectation is not on the screen."""
 
     name = "scripted"
+    reads_briefing = False
 
     def __init__(
         self,

@@ -25,6 +25,7 @@ class SearchPolicy:
     """Proposes one trial per experiment and tells the study what it measured."""
 
     name = "scripted"
+    reads_briefing = False
 
     def __init__(self, search: Search, workdir: Path) -> None:
         self.search = search

@@ -27,6 +27,7 @@ class SweepPolicy:
     """Proposes (move, value) edits one experiment at a time and learns what was kept."""
 
     name = "scripted"
+    reads_briefing = False
 
     def __init__(self, moves: Iterable[Move], workdir: Path) -> None:
         self.moves = list(moves)
