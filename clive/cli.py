@@ -79,9 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--approve", action="store_true", help="ask before every action (on stdin)")
     run.add_argument("--deny", action="append", default=[], metavar="REGEX",
                      help="refuse commands matching REGEX (adds to the built-in guard)")
-    run.add_argument("--sandbox", action="store_true",
-                     help="run the shell under bubblewrap: only the workdir and a scratch folder writable, "
-                     "no network")
+    sandboxing = run.add_mutually_exclusive_group()
+    sandboxing.add_argument("--sandbox", action="store_true", default=None,
+                            help="run the shell under bubblewrap in a view of the machine: system programs "
+                            "read-only, the workdir and a scratch folder writable, an empty home, no network "
+                            "(the default with --policy claude)")
+    sandboxing.add_argument("--no-sandbox", action="store_false", dest="sandbox",
+                            help="run a model's commands without the sandbox")
+    run.add_argument("--sandbox-net", action="store_true", help="sandboxed, with the network reachable")
     run.add_argument("--workers", type=_positive, metavar="N",
                      help="keep N experiments in flight, each in its own terminal and working copy (needs "
                      "clive[cluster]; default: the playbook's workers, else 1)")
@@ -134,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--policy", choices=("scripted", "claude"), default="scripted")
     tui.add_argument("--workdir", type=Path, help="the folder or git repository to work on")
     tui.add_argument("--model", help="model for --policy claude")
+    tui.add_argument("--sandbox", action="store_true",
+                     help="run the shell under bubblewrap (see clive run --help); the co-pilot is not sandboxed "
+                     "unless asked, since you watch and approve")
     tui.add_argument("--resume", metavar="SESSION",
                      help="continue a co-pilot session that was quit, interrupted or killed")
     tui.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings go")
@@ -199,6 +207,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             deny=tuple(args.deny),
             max_cycles=args.max_cycles,
             sandbox=args.sandbox,
+            sandbox_net=args.sandbox_net,
             workers=args.workers,
             cluster=args.cluster,
             search=args.search,
@@ -267,5 +276,6 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         policy = args.policy if args.playbook is not None else "human"  # a resumed session keeps its own
         return run_live(RunOptions(playbook=args.playbook, policy=policy, sessions=args.sessions,
-                                   workdir=args.workdir, model=args.model, resume=args.resume))
+                                   workdir=args.workdir, model=args.model, resume=args.resume,
+                                   sandbox=args.sandbox))
     return EXIT_USAGE

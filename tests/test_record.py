@@ -122,12 +122,12 @@ def test_secrets_reach_no_file_of_the_session(tmp_path, monkeypatch):
 
 @settings(max_examples=150, deadline=None)
 @given(
-    before=st.text(alphabet="abcsk-\r\n xyz", max_size=30),
-    after=st.text(alphabet="abcsk-\r\n xyz", max_size=30),
+    before=st.text(alphabet="abcpw-\r\n xyz", max_size=30),
+    after=st.text(alphabet="abcpw-\r\n xyz", max_size=30),
     cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=8),
 )
 def test_a_secret_split_anywhere_across_output_chunks_never_leaks(before, after, cuts):
-    secret = "sk-abc-123456"
+    secret = "pw-abc-123456"  # a known value, not a shape redaction knows (that has a test of its own)
     text = f"{before}{secret}{after}{secret}{secret[:5]}!\n"
     data = text.encode()
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,6 +139,50 @@ def test_a_secret_split_anywhere_across_output_chunks_never_leaks(before, after,
         cast = (rec.path / "terminal.cast").read_text().splitlines()[1:]
         written = "".join(json.loads(line)[2] for line in cast)
     assert written == text.replace(secret, REDACTED)
+
+
+_KEY_LINES = ["b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW",
+              "QyNTUxOQAAACCnV6SAzM1y3kC4vu8w0P3CwCEC8lrT2yNrM/9+vhqgxQAAAJgAdl8RAHZf"]
+_TOKEN = "ghp_" + "Zq81" * 9
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    before=st.text(alphabet="ab-\r\n $", max_size=20),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=10),
+    cut_short=st.booleans(),
+)
+def test_keys_and_tokens_recognised_by_shape_never_leak_however_output_is_cut(before, cuts, cut_short):
+    end = "" if cut_short else "-----END OPENSSH PRIVATE KEY-----\r\n"
+    text = (f"{before}-----BEGIN OPENSSH PRIVATE KEY-----\r\n" + "\r\n".join(_KEY_LINES) + "\r\n" + end
+            + f"$ echo GITHUB={_TOKEN} done\r\n$ ")
+    data = text.encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        rec = Recorder.create(tmp, {}, 80, 24, secrets=[])
+        bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            rec.on_output(data[a:b])
+        rec.close("done")
+        cast = (rec.path / "terminal.cast").read_text().splitlines()[1:]
+        written = "".join(json.loads(line)[2] for line in cast)
+    for secret in [*_KEY_LINES, _TOKEN]:
+        assert secret not in written
+        assert secret[:10] not in written  # not even in part
+    assert written.count(REDACTED) == len(_KEY_LINES) + 1
+    assert written.endswith(" done\r\n$ ") and "-----BEGIN OPENSSH PRIVATE KEY-----" in written
+
+
+def test_an_observation_is_scrubbed_of_what_looks_like_a_secret():
+    with tempfile.TemporaryDirectory() as tmp:
+        rec = Recorder.create(tmp, {}, 80, 24, secrets=[])
+        screen = "$ cat ~/.aws/credentials\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n$ "
+        scrubbed = rec.scrub(screen)
+        assert "wJalrXUtnFEMI" not in scrubbed and "aws_secret_access_key = [redacted]" in scrubbed
+        # Learned: the same value is redacted in the files from now on, wherever it shows.
+        cycle_event(rec, 1, "echo wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+        rec.close("done")
+        assert b"wJalrXUtnFEMI" not in (rec.path / "events.jsonl").read_bytes()
+    assert rec.scrub("plain text, sk-short, ghp_x and a-----b") == "plain text, sk-short, ghp_x and a-----b"
 
 
 def test_secrets_from_env_picks_secret_looking_names():

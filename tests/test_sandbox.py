@@ -1,5 +1,6 @@
-"""Sandboxed runs: under bubblewrap the shell writes only to the workdir and the scratch folder,
-reaches no network, holds no capabilities, and still runs real work (the matmul playbook)."""
+"""Sandboxed runs: under bubblewrap the shell sees a view of the machine (system programs read-only,
+the workdir and scratch writable, an empty home, nothing else of the host), reaches no network
+unless asked, holds no capabilities, and still runs real work (the matmul playbook)."""
 
 from __future__ import annotations
 
@@ -50,14 +51,91 @@ def test_writes_only_in_the_workdir_and_scratch(boxed, folders):
 
     denied = boxed.run(f"echo escaped > {outside}/x.txt")
     assert denied.exit_code != 0
-    assert "Read-only file system" in denied.output
+    assert "No such file or directory" in denied.output  # the host's /var/tmp is not even there
     assert not (outside / "x.txt").exists()
-    for target in ("/etc/clive-escaped", f"{Path.home()}/clive-escaped", "/usr/local/clive-escaped"):
+    for target in ("/etc/clive-escaped", "/usr/local/clive-escaped", "/escaped"):
         assert boxed.run(f"touch {target}").exit_code != 0
         assert not Path(target).exists()
+    # The home inside is a private tmpfs: writable, and nothing of it reaches the host's.
+    assert boxed.run("touch ~/clive-escaped").exit_code == 0
+    assert not (Path.home() / "clive-escaped").exists()
     # /tmp inside is a private tmpfs: writable, and nothing of it reaches the host's /tmp.
     assert boxed.run("echo private > /tmp/clive-sandbox-probe && cat /tmp/clive-sandbox-probe").output == "private"
     assert not Path("/tmp/clive-sandbox-probe").exists()
+
+
+@pytest.fixture
+def planted(tmp_path, monkeypatch):
+    """Secrets where a careless sandbox would show them: the home's ~/.ssh and history, a folder beside
+    the workdir, and a second user's home under /home."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("home-key-material\n")
+    (home / ".bash_history").write_text("export TOKEN=history-material\n")
+    (home / ".gitconfig").write_text("[user]\n\tname = Planted Person\n\temail = p@example.com\n")
+    monkeypatch.setenv("HOME", str(home))
+    sibling = tmp_path / "sibling"
+    sibling.mkdir()
+    (sibling / "secret.txt").write_text("sibling-material\n")
+    other = Path(tempfile.mkdtemp(prefix="clive-other-user-", dir="/home" if os.access("/home", os.W_OK) else None))
+    (other / ".ssh").mkdir()
+    (other / ".ssh" / "id_rsa").write_text("other-user-material\n")
+    work, scratch = tmp_path / "work", tmp_path / "scratch"
+    work.mkdir()
+    scratch.mkdir()
+    yield work, scratch, home, sibling, other
+    shutil.rmtree(other, ignore_errors=True)
+
+
+def test_the_home_a_sibling_folder_and_other_users_are_not_there(planted):
+    work, scratch, home, sibling, other = planted
+    with Terminal(cwd=work, sandbox=Sandbox(work, scratch)) as term:
+        for path in (home / ".ssh" / "id_ed25519", "~/.ssh/id_ed25519", "~/.bash_history", home / ".gitconfig",
+                     sibling / "secret.txt", other / ".ssh" / "id_rsa"):
+            result = term.run(f"cat {path}")
+            assert result.exit_code != 0, path
+            assert "material" not in result.output and "Planted" not in result.output
+        assert term.run("ls -A ~ | grep -v '^\\.' | wc -l").output == "0"  # an empty home (but PATH folders)
+        assert term.run("ls -A ~/.ssh").exit_code != 0
+        assert term.run("echo $HOME").output == str(home)
+        assert term.run("echo note > ~/note && cat ~/note").output == "note"  # a private, writable home
+    assert not (home / "note").exists()
+
+
+def test_dotfiles_the_playbook_lists_are_shown_read_only(planted):
+    work, scratch, home, _, _ = planted
+    with Terminal(cwd=work, sandbox=Sandbox(work, scratch, home_files=(".gitconfig",))) as term:
+        assert term.run("git config user.name").output == "Planted Person"
+        assert term.run("echo x >> ~/.gitconfig").exit_code != 0
+        assert term.run("cat ~/.ssh/id_ed25519").exit_code != 0
+
+
+def test_root_shows_only_the_system_and_what_the_work_needs(boxed, folders):
+    work, scratch, _ = folders
+    names = set(boxed.run("ls -A /").output.split())
+    # The system, the sandbox's own /dev, /proc, /sys, /tmp, /run, /var/tmp, and the first folder of
+    # each path the work needs: the workdir, the scratch folder, the home, PATH and clive's Python.
+    needed = [work, scratch, Path.home(), sys.prefix, sys.base_prefix, *os.environ["PATH"].split(os.pathsep)]
+    tops = {Path(os.path.realpath(p)).parts[1] for p in needed if p and os.path.isabs(p) and os.path.exists(p)}
+    allowed = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "dev", "proc", "sys", "tmp", "run",
+               "var"} | tops
+    assert names <= allowed, names - allowed
+    for host_only in {"boot", "srv", "mnt", "media", "opt", "home", "lost+found"} - tops:
+        assert host_only not in names
+    assert boxed.run("ls -A /var").output.split() == ["tmp"]
+    assert boxed.run("cat /etc/shadow").exit_code != 0
+    assert boxed.run("cat /etc/hostname").exit_code == 0  # the rest of /etc is there, read-only
+
+
+def test_compilers_build_tools_python_and_git_work_inside(boxed, folders):
+    work, _, _ = folders
+    (work / "hello.c").write_text('#include <stdio.h>\nint main(void) { puts("hi from c"); return 0; }\n')
+    (work / "Makefile").write_text("hello: hello.c\n\tgcc -O2 -o hello hello.c\n")
+    assert boxed.run("make && ./hello").output.endswith("hi from c")
+    assert boxed.run(f"{sys.executable} -c 'print(6 * 7)'").output == "42"
+    assert boxed.run("python3 -c 'import sys; print(sys.version_info[0])'").output == "3"
+    git = "git -c user.name=t -c user.email=t@example.com"
+    assert boxed.run(f"git init -q && git add hello.c && {git} commit -qm one && git log --format=%s").output == "one"
 
 
 def test_no_capabilities_to_undo_the_sandbox(boxed):
@@ -113,6 +191,14 @@ def test_no_network_not_even_the_hosts_loopback(boxed, server, tmp_path):
     assert boxed.run("cat /proc/net/dev | tail -n +3 | cut -d: -f1").output.split() == ["lo"]
 
 
+def test_the_network_is_there_when_asked_for(folders, server):
+    work, scratch, _ = folders
+    with Terminal(cwd=work, sandbox=Sandbox(work, scratch, network=True)) as term:
+        result = term.run(CONNECT.format(python=sys.executable, port=server))
+        assert result.output == "hello", result.output
+        assert term.run("cat ~/.ssh/id_ed25519 /etc/shadow").exit_code != 0  # the rest of the view holds
+
+
 def test_the_terminal_works_as_usual_inside(boxed, folders):
     work, _, _ = folders
     (work / "notes.txt").write_text("one\n")
@@ -148,3 +234,17 @@ def test_matmul_playbook_builds_checks_and_benchmarks_in_the_sandbox(tmp_path):
 def test_a_missing_sandbox_folder_is_a_one_line_error(tmp_path):
     with pytest.raises(TerminalError, match="sandbox folder does not exist"):
         Terminal(cwd=tmp_path, sandbox=Sandbox(tmp_path, tmp_path / "missing"))
+
+
+def test_the_matmul_playbook_runs_sandboxed_to_a_kept_improvement(tmp_path, capsys):
+    from clive.experiments.loop import ResultsTable
+    from clive.experiments.runner import RunOptions, run
+
+    code = run(RunOptions(playbook=REPO / "playbooks" / "matmul.md", sessions=tmp_path / "sessions", sandbox=True,
+                          max_experiments=3, seed=1))
+    assert code == 0
+    (session,) = (tmp_path / "sessions").iterdir()
+    assert "sandboxed (bubblewrap" in capsys.readouterr().err
+    rows = ResultsTable(session / "results.tsv").rows()
+    assert rows[0].description == "baseline"
+    assert any(r.status == "keep" and r.metric > rows[0].metric for r in rows[1:]), rows

@@ -68,7 +68,7 @@ def test_matmul_runs_in_the_sandbox(tmp_path, capsys):
     session, rows = _run_with(["--sandbox"], "matmul", tmp_path / "sessions", 1)
     assert rows[0].status == "keep" and len(rows) == 2
     assert json.loads((session / "meta.json").read_text())["sandbox"] is True
-    assert "sandboxed (bubblewrap, no network)" in capsys.readouterr().err
+    assert "sandboxed (bubblewrap: workdir and scratch writable, empty home, no network)" in capsys.readouterr().err
 
 
 def test_matmul_with_the_claude_policy_through_the_fake_api(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from clive.agent.actions import Action, Done, Result, action_to_dict
 from clive.agent.executor import Executor, Outcome
 from clive.agent.policy import Decision, InvalidReply, Observation, Policy, PolicyError, Usage
+from clive.session.redaction import Redactor
 from clive.terminal import Terminal
 from clive.terminal.screen import Snapshot
 
@@ -97,6 +98,9 @@ class Agent:
         self._last_alternate = False
         self._clears_seen = [0, 0]  # the terminal's clear counts (main, alternate) at the last observation
         self._commands_seen = -1  # the terminal's count of finished commands at the last observation
+        # What the policy reads goes through redaction first: a key or token shown on the screen or
+        # printed by a command never reaches a model (the recorder also keeps it out of the files).
+        self._scrub = getattr(recorder, "scrub", None) or Redactor().scrub
 
     # ---- the loop -----------------------------------------------------------------------
 
@@ -191,13 +195,13 @@ class Agent:
         observation = Observation(
             cycle=self.cycle + 1,
             kind=kind,
-            screen=screen,
+            screen=self._scrub(screen),
             cursor=snap.cursor,
             title=snap.title,
             last_exit_code=self.terminal.last_exit_code,
             elapsed=time.monotonic() - self.started,
             state=state,
-            feedback=self._feedback,
+            feedback=self._scrub(self._feedback) if self._feedback else None,
             new_exit_code=new_exit_code,
         )
         self._feedback = None

@@ -163,7 +163,7 @@ def run_parallel(
             WorkerSetup(
                 index=first + i, session_id=recorder.id, playbook=pb, policy=policy, model=options.model,
                 subdir=str(workdir.relative_to(workspace.path)) if workdir != workspace.path else "",
-                base=base, sandbox=options.sandbox, deny=tuple(options.deny),
+                base=base, sandbox=bool(options.sandbox), sandbox_net=options.sandbox_net, deny=tuple(options.deny),
                 cpus=int(cpus) if cpus >= 1 and float(cpus).is_integer() else 0,
             )
             for i in range(options.workers)

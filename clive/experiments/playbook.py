@@ -66,6 +66,16 @@ class Stop:
 
 
 @dataclass(frozen=True, slots=True)
+class SandboxView:
+    """What a sandboxed run sees beyond the workdir: ``sandbox:`` in the front matter."""
+
+    network: bool = False  # reach the network (``--sandbox-net`` says the same)
+    home: tuple[str, ...] = ()  # dotfiles of $HOME shown read-only, e.g. .gitconfig
+    paths: tuple[str, ...] = ()  # more host folders shown read-only (a dataset, a toolchain)
+    gpu: bool | None = None  # pass the GPUs through (default: when the playbook needs one)
+
+
+@dataclass(frozen=True, slots=True)
 class Move:
     """One named move of the offline search space: replace a regex group's text in a file."""
 
@@ -111,6 +121,14 @@ class Playbook:
     model: str | None = None
     workers: int = 1  # experiments in flight at once (``--workers`` overrides)
     resources: dict[str, float] = field(default_factory=dict)  # each worker's: cpus, gpus, or a Ray resource
+    sandbox: SandboxView = field(default_factory=SandboxView)
+
+    @property
+    def needs_gpu(self) -> bool:
+        """Whether the work runs on a GPU: a GPU resource per worker, or an NVIDIA tool it requires."""
+        if self.sandbox.gpu is not None:
+            return self.sandbox.gpu
+        return self.resources.get("gpus", 0) > 0 or any(c in _GPU_TOOLS for c in self.requires)
 
     @property
     def is_experiment(self) -> bool:
@@ -205,7 +223,9 @@ _TOP_FIELDS = (
     "model",
     "workers",
     "resources",
+    "sandbox",
 )
+_GPU_TOOLS = ("nvcc", "nvidia-smi", "rocm-smi", "hipcc")
 # A resource name as Ray takes it; cpus and gpus are the usual ones.
 _RESOURCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]*")
 
@@ -380,6 +400,8 @@ class _Reader:
             got["workers"] = self.integer(entry[1], "workers", key=entry[0])
         if entry := node("resources"):
             got["resources"] = self.resources(*entry)
+        if entry := node("sandbox"):
+            got["sandbox"] = self.sandbox(*entry)
         if entry := node("noise"):
             got["noise"] = self.number(entry[1], "noise", key=entry[0], strict=False)
         if entry := node("budget"):
@@ -484,6 +506,27 @@ class _Reader:
                 self.fail(k, f"resources.{name}", "given twice")
             got[name] = self.number(v, f"resources.{name}", key=k, strict=name != "gpus")
         return got
+
+    def sandbox(self, key: Node, node: Node) -> SandboxView:
+        entries = self.mapping(node, "sandbox", ("network", "home", "paths", "gpu"))
+        got: dict[str, Any] = {}
+        for name in ("network", "gpu"):
+            if entry := entries.get(name):
+                value = self.value(entry[1], f"sandbox.{name}")
+                if not isinstance(value, bool):
+                    self.fail(entry[0], f"sandbox.{name}", f"expected true or false, got {self.shown(entry[1])}")
+                got[name] = value
+        if entry := entries.get("home"):
+            got["home"] = self.texts(entry[1], "sandbox.home", key=entry[0])
+            for name in got["home"]:
+                if not name.strip() or Path(name).is_absolute() or ".." in Path(name).parts:
+                    self.fail(entry[0], "sandbox.home", f"{name!r} must be a path relative to the home folder")
+        if entry := entries.get("paths"):
+            got["paths"] = tuple(str(Path(p).expanduser()) for p in self.texts(entry[1], "sandbox.paths", key=entry[0]))
+            for path in got["paths"]:
+                if not Path(path).is_absolute():
+                    self.fail(entry[0], "sandbox.paths", f"{path!r} must be an absolute path")
+        return SandboxView(**got)
 
     def stop(self, key: Node, node: Node) -> Stop:
         entries = self.mapping(node, "stop", ("target", "plateau"))

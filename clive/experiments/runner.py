@@ -26,12 +26,12 @@ from clive.experiments import parallel
 from clive.experiments.errors import BadInput, RunFailed
 from clive.experiments.loop import ExperimentLoop, Progress, ResultsTable, Summary
 from clive.experiments.playbook import Playbook, load_playbook, missing_requirements
+from clive.experiments.sandboxing import decide_sandbox, sandbox_for
 from clive.experiments.scripted import ScriptedPolicy
 from clive.experiments.search import DEFAULT_STRATEGY, STUDY_FILE, SearchError, check_strategy
 from clive.experiments.sweep import SweepPolicy
 from clive.experiments.workspace import Workspace, WorkspaceError
 from clive.safety.guard import CommandGuard, GuardError
-from clive.safety.sandbox import Sandbox
 from clive.session import Recorder, SessionError, SessionReader, resolve_session
 from clive.terminal import Terminal
 
@@ -52,7 +52,8 @@ class RunOptions:
     approve: bool = False
     deny: tuple[str, ...] = ()
     max_cycles: int | None = None
-    sandbox: bool = False
+    sandbox: bool | None = None  # None: as the policy goes (a model's runs are sandboxed)
+    sandbox_net: bool = False  # the sandbox reaches the network
     workers: int | None = None  # experiments in flight (None: the playbook's, else 1)
     cluster: str | None = None  # a Ray cluster's address (None: $RAY_ADDRESS with workers, else local)
     search: str | None = None  # the offline search's strategy (None: the playbook's, else the default)
@@ -224,8 +225,11 @@ def _plan(options: RunOptions, *, hosted: bool) -> tuple[Playbook, str, dict[str
     cluster = options.cluster or (recorded_cluster if isinstance(recorded_cluster, str) else None)
     if cluster is None and workers > 1:
         cluster = os.environ.get("RAY_ADDRESS") or None
+    sandbox_net = options.sandbox_net or started_with.get("sandbox_network") is True
+    sandbox = decide_sandbox(options.sandbox, sandbox_net, policy_name, started_with.get("sandbox"))
     options = dataclasses.replace(options, max_experiments=max_experiments, max_cycles=max_cycles,
-                                  workers=workers, cluster=cluster, search=search, seed=seed)
+                                  workers=workers, cluster=cluster, search=search, seed=seed,
+                                  sandbox=sandbox, sandbox_net=sandbox_net)
     return pb, policy_name, resume_meta, options
 
 
@@ -260,6 +264,8 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
                 "max_cycles": options.max_cycles,
                 "workers": options.workers,
                 "cluster": options.cluster,
+                "sandbox": options.sandbox,
+                "sandbox_network": options.sandbox_net,
                 **({"search": options.search, "seed": options.seed} if searches else {}),
                 **({"direction": pb.direction, "noise": pb.noise, "plateau": pb.stop.plateau}
                    if pb.is_experiment else {}),
@@ -292,10 +298,10 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
         if options.sandbox:
             scratch = recorder.path / "scratch"
             scratch.mkdir(exist_ok=True)
-            sandbox = Sandbox(Path(workdir), scratch)
+            sandbox = sandbox_for(pb, Path(workdir), scratch, network=options.sandbox_net)
         with Terminal(cwd=workdir, cols=COLS, rows=ROWS, listeners=[recorder], sandbox=sandbox) as terminal:
             limits = terminal.enforcement.describe()
-            say(f"limits: {limits}" + ("; sandboxed (bubblewrap, no network)" if sandbox else ""))
+            say(f"limits: {limits}; " + (sandbox.describe() if sandbox else "not sandboxed"))
             recorder.update_meta(limits=limits, sandbox=bool(sandbox))
             executor = Executor(
                 terminal,

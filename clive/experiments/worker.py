@@ -27,11 +27,11 @@ from clive.agent.loop import Agent, Budget
 from clive.agent.policy import Policy
 from clive.experiments.evaluation import Evaluation, evaluate
 from clive.experiments.playbook import Playbook
+from clive.experiments.sandboxing import sandbox_for
 from clive.experiments.scripted import ScriptedPolicy
 from clive.experiments.workspace import Workspace, WorkspaceError
 from clive.safety.cores import CoreClaim, CoresBusy
 from clive.safety.guard import CommandGuard
-from clive.safety.sandbox import Sandbox
 from clive.session.files import CAST, EVENTS, KEYFRAMES, META
 from clive.session.listing import summarize_action
 from clive.session.recorder import Recorder
@@ -73,6 +73,7 @@ class WorkerSetup:
     subdir: str  # the playbook's workdir inside the repository ("" for its top)
     base: str  # the commit the working copy starts at
     sandbox: bool = False
+    sandbox_net: bool = False
     deny: tuple[str, ...] = ()
     cpus: int = 0  # cores to claim and pin to (0: none)
 
@@ -147,7 +148,7 @@ class Worker:
         if setup.sandbox:
             scratch_dir = self.scratch / "sandbox-scratch"
             scratch_dir.mkdir(exist_ok=True)
-            sandbox = Sandbox(self.workdir, scratch_dir)
+            sandbox = sandbox_for(self.pb, self.workdir, scratch_dir, network=setup.sandbox_net)
         try:
             self.terminal = Terminal(
                 cwd=self.workdir, cols=COLS, rows=ROWS, listeners=[self.recorder], sandbox=sandbox, env=env

@@ -54,6 +54,7 @@ from clive.session.redaction import (
     Redactor,
     TypedSecret,
     secrets_from_env,
+    secrets_in,
 )
 
 # How long a resume waits for the process that recorded the session to end (seconds).
@@ -98,7 +99,7 @@ class Recorder:
         self._last_sync = time.monotonic()
         self._lock = threading.RLock()
         self._decoders = {c: codecs.getincrementaldecoder("utf-8")(errors="replace") for c in "oi"}
-        self._streams = {c: RedactedStream(redactor) for c in "oi"}
+        self._streams = {c: RedactedStream(redactor, learned=self._learned) for c in "oi"}
         self._typed: TypedSecret | None = None
         self.cycles = cycles  # cycle events written, over the whole session
         self.last_cycle = last_cycle  # the highest cycle number written
@@ -306,6 +307,19 @@ class Recorder:
         if len(secret) >= MIN_TYPED_SECRET:
             self._add_secret(secret)
 
+    def _learned(self, value: str) -> None:
+        """A secret the streams recognised by its shape (called with the lock held)."""
+        if self._keyframer is not None:
+            self._tell_keyframer(encode_line(value))
+
+    def scrub(self, text: str) -> str:
+        """``text`` (a screen, an action's output) as a model may read it: every secret it shows,
+        known or recognised by its shape, redacted; a new one is redacted in the files from now on."""
+        with self._lock:
+            for secret in secrets_in(text):
+                self._add_secret(secret)
+            return self._redactor.text(text)
+
     def add_secret(self, value: str) -> None:
         """Redact ``value`` in everything written from now on."""
         with self._lock:
@@ -339,6 +353,8 @@ class Recorder:
             held = self._streams["o"].held
             if held:
                 record["cast_held"] = held
+            for secret in self._redactor.learn_from(record):
+                self._learned(secret)
             data, record = self._redactor.line(record)
             try:
                 write_all(self._events_fd, data)
