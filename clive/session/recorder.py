@@ -53,6 +53,7 @@ from clive.session.redaction import (
     RedactedStream,
     Redactor,
     TypedSecret,
+    may_show_secrets,
     secrets_from_env,
     secrets_in,
 )
@@ -353,9 +354,11 @@ class Recorder:
             held = self._streams["o"].held
             if held:
                 record["cast_held"] = held
-            for secret in self._redactor.learn_from(record):
-                self._learned(secret)
-            data, record = self._redactor.line(record)
+            data = encode_line(record)
+            if may_show_secrets(data):
+                for secret in self._redactor.learn_from(record):
+                    self._learned(secret)
+            data, record = self._redactor.line(record, data)
             try:
                 write_all(self._events_fd, data)
             except OSError as exc:

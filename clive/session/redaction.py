@@ -44,8 +44,12 @@ _NAMED = re.compile(
     r"(?i)(?:aws_secret_access_key\s*[=:]\s*[\"']?|authorization:\s*bearer\s+)([A-Za-z0-9/+=_.\-]{16,})"
 )
 # Cheap tests before the regexes: most output holds none of these.
-_TOKEN_HINTS = ("sk-", "gh", "glpat-", "AKIA", "ASIA", "xox", "AIza", "hf_", "k_live_", "k_test_", "npm_", "eyJ")
+_TOKEN_HINTS = (
+    "sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "AKIA", "ASIA", "xox", "AIza", "hf_",
+    "k_live_", "k_test_", "npm_", "eyJ",
+)  # fmt: skip
 _NAMED_HINTS = ("ws_secret", "WS_SECRET", "earer", "EARER")
+_HINT_BYTES = tuple(h.encode() for h in (*_TOKEN_HINTS, *_NAMED_HINTS, "-----BEGIN"))
 _TOKEN_PREFIXES = (
     "sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "AKIA", "ASIA", "xoxa-", "xoxb-",
     "xoxp-", "xoxo-", "xoxs-", "xoxr-", "AIza", "hf_", "sk_live_", "sk_test_", "rk_live_", "rk_test_", "npm_", "eyJ",
@@ -67,6 +71,11 @@ def secrets_in(text: str) -> list[str]:
         for line in text.split("\n"):
             scanner.line(line, found)
     return found
+
+
+def may_show_secrets(data: bytes) -> bool:
+    """Whether encoded text holds anything a secret's shape starts with (most text does not)."""
+    return any(hint in data for hint in _HINT_BYTES)
 
 
 def _tokens_in(text: str) -> list[str]:
@@ -215,9 +224,9 @@ class Redactor:
             return [self.value(v) for v in obj]
         return obj
 
-    def line(self, obj: Any) -> tuple[bytes, Any]:
-        """``obj`` as one redacted JSON line, and the redacted value it holds."""
-        data = encode_line(obj)
+    def line(self, obj: Any, data: bytes | None = None) -> tuple[bytes, Any]:
+        """``obj`` as one redacted JSON line (``data``: it encoded already), and the redacted value it holds."""
+        data = encode_line(obj) if data is None else data
         if self.found_in(data):
             obj = self.value(obj)
             data = encode_line(obj)
