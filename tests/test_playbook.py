@@ -264,6 +264,12 @@ def test_wrong_type_names_field_expected_type_and_value(
         (f"budget: {'9' * 400}", "budget", "finite"),
         ("stop: {plateau: 0}", "stop.plateau", "at least 1"),
         ("eval: '  '", "eval", "empty"),
+        ("sandbox: {network: yes please}", "sandbox.network", "true or false"),
+        ("sandbox: {gpu: 1}", "sandbox.gpu", "true or false"),
+        ("sandbox: {home: [/root/.ssh]}", "sandbox.home", "relative to the home"),
+        ("sandbox: {home: [../other/.ssh]}", "sandbox.home", "relative to the home"),
+        ("sandbox: {paths: [data]}", "sandbox.paths", "absolute"),
+        ("sandbox: {shell: zsh}", "sandbox.shell", "unknown"),
     ],
 )
 def test_out_of_range_values_are_rejected(tmp_path: Path, front: str, field: str, problem: str) -> None:
@@ -596,3 +602,13 @@ def test_any_yaml_front_matter_gives_a_playbook_or_a_playbook_error(scratch: Pat
 )
 def test_any_text_gives_a_playbook_or_a_playbook_error(scratch: Path, lines: list[str]) -> None:
     _load_text(scratch, "\n".join(lines))
+
+
+def test_the_sandbox_view_and_who_needs_a_gpu(tmp_path: Path) -> None:
+    pb = load_playbook(write(tmp_path, "sandbox: {network: true, home: [.gitconfig], paths: [/srv/data]}"))
+    assert (pb.sandbox.network, pb.sandbox.home, pb.sandbox.paths) == (True, (".gitconfig",), ("/srv/data",))
+    assert not pb.needs_gpu
+    assert load_playbook(PLAYBOOKS / "cuda.md").needs_gpu  # it requires nvcc and asks each worker for a GPU
+    assert not load_playbook(PLAYBOOKS / "matmul.md").needs_gpu
+    assert load_playbook(write(tmp_path, "requires: [nvidia-smi]")).needs_gpu
+    assert not load_playbook(write(tmp_path, "requires: [nvidia-smi]\nsandbox: {gpu: false}")).needs_gpu

@@ -25,7 +25,8 @@ def _clive(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Comple
 
 
 def _api_env(url: str) -> dict[str, str]:
-    return {**os.environ, "ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": "test-key", "CLIVE_MODEL": "claude-sonnet-4-6"}
+    return {**os.environ, "ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": "test-key",
+            "CLIVE_MODEL": "claude-sonnet-4-6"}
 
 
 @pytest.fixture

@@ -50,10 +50,15 @@ from pathlib import Path
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 # Files of /etc that hold credentials (hashes, who may sudo, the host's private keys).
 MASKED_FILES = (
-    "/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers",
-    "/etc/security/opasswd", "/etc/ssh/ssh_host_*_key",
+    "/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers", "/etc/security/opasswd",
+    "/etc/ssh/ssh_host_*_key", "/etc/krb5.keytab",
 )  # fmt: skip
-MASKED_FOLDERS = ("/etc/sudoers.d", "/etc/ssl/private")
+# Folders of /etc that hold private keys, cluster or VPN credentials, saved Wi-Fi passwords.
+MASKED_FOLDERS = (
+    "/etc/sudoers.d", "/etc/ssl/private", "/etc/pki/tls/private", "/etc/letsencrypt", "/etc/kubernetes",
+    "/etc/rancher", "/etc/wireguard", "/etc/openvpn", "/etc/NetworkManager/system-connections", "/etc/ceph",
+    "/etc/docker", "/etc/gitlab-runner",
+)  # fmt: skip
 PRIVATE_TMPFS = ("/tmp", "/var/tmp", "/run", "/dev/shm")
 GPU_DEVICES = ("/dev/nvidia*", "/dev/dri")
 
@@ -165,8 +170,7 @@ class _Mounts:
         self._links: list[tuple[str, str]] = []
 
     def ro(self, path: str) -> None:
-        if not any(_within(path, other) and args[0] == "--ro-bind" for other, args in self._mounts.items()):
-            self._mounts[path] = ("--ro-bind", path, path)
+        self._mounts.setdefault(path, ("--ro-bind", path, path))  # a mask or a tmpfs there stays
 
     def rw(self, path: str) -> None:
         self._mounts[path] = ("--bind", path, path)
@@ -188,9 +192,21 @@ class _Mounts:
         for target, path in self._links:
             out += ["--symlink", target, path]
         # Shallow first; at one depth a tmpfs first, so binds beside it are not hidden under it.
-        for path in sorted(self._mounts, key=lambda p: (p.rstrip("/").count("/"), self._mounts[p][0] != "--tmpfs")):
-            out += self._mounts[path]
+        ordered = sorted(self._mounts, key=lambda p: (p.rstrip("/").count("/"), self._mounts[p][0] != "--tmpfs"))
+        for path in ordered:
+            if not self._shown_already(path):
+                out += self._mounts[path]
         return out
+
+    def _shown_already(self, path: str) -> bool:
+        """Whether ``path`` is a read-only bind inside another one, with nothing mounted between."""
+        if self._mounts[path][0] != "--ro-bind" or self._mounts[path][1] != path:
+            return False
+        outer = [p for p in self._mounts if p != path and _within(path, p)]
+        if not outer:
+            return False
+        nearest = max(outer, key=len)
+        return self._mounts[nearest][0] == "--ro-bind" and self._mounts[nearest][1] == nearest
 
 
 def _within(path: str, folder: str) -> bool:
