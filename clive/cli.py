@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--sandbox", action="store_true",
                      help="run the shell under bubblewrap (see clive run --help); the co-pilot is not sandboxed "
                      "unless asked, since you watch and approve")
+    tui.add_argument("--ssh", metavar="USER@HOST",
+                     help="start on a shell there: clive runs ssh in its terminal (key-based login; clive types no "
+                     "password) and gives that shell its prompt markers, so commands there end exactly")
     tui.add_argument("--resume", metavar="SESSION",
                      help="continue a co-pilot session that was quit, interrupted or killed")
     tui.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings go")
@@ -271,11 +274,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         print("\n".join(show_experiment(resolve_session(args.session, args.sessions), args.n)))
         return EXIT_OK
     if args.command == "tui":
-        from clive.experiments.runner import RunOptions
+        from clive.experiments.runner import RunOptions, check_ssh_target
         from clive.tui.live import run_live
 
         policy = args.policy if args.playbook is not None else "human"  # a resumed session keeps its own
+        ssh = check_ssh_target(args.ssh) if args.ssh is not None else None
         return run_live(RunOptions(playbook=args.playbook, policy=policy, sessions=args.sessions,
                                    workdir=args.workdir, model=args.model, resume=args.resume,
-                                   sandbox=args.sandbox))
+                                   sandbox=args.sandbox, ssh=ssh))
     return EXIT_USAGE

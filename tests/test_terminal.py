@@ -481,7 +481,7 @@ def test_a_marker_split_anywhere_among_colours_is_seen_once_and_kept_out_of_the_
     data = before + marker + after
     markers = ShellMarkers(nonce)  # the marker scan alone, no shell
     seen: list[tuple[str, bytes | None]] = []
-    markers.on_marker = lambda kind, code, number, now: seen.append((kind, code))  # type: ignore[method-assign]
+    markers.on_marker = lambda kind, code, number, now, nonce: seen.append((kind, code))  # type: ignore[method-assign]
     for cut in range(len(data) + 1):
         seen.clear()
         markers.tail = b""

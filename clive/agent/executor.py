@@ -136,13 +136,23 @@ class Executor:
                 exit_code=None,
                 duration=action.timeout,
             )
-        text = f"exit code {result.exit_code} after {result.duration:.2f}s"
+        if result.entered is not None:
+            if result.completion == "marker":
+                how = "clive's prompt markers are set up there: run() reports exact exit codes"
+            else:
+                how = f"no prompt markers there (not bash or zsh): commands end by the {result.completion}"
+            return Outcome(True, f"entered the shell {result.entered} started; {how}; `exit` comes back",
+                           exit_code=None, duration=result.duration, output=result.output)
+        if result.completion != "marker":
+            text = f"exit code unknown (ended by the {result.completion}) after {result.duration:.2f}s"
+        else:
+            text = f"exit code {result.exit_code} after {result.duration:.2f}s"
         lines = result.output.count("\n") + 1 if result.output else 0
         if lines > self.terminal.size[1] - 3:
             # Output that scrolled past the screen: the screen diff shows only its tail.
             text += "\n" + excerpt(result.output)
         return Outcome(
-            result.exit_code == 0,
+            result.exit_code == 0 or result.completion != "marker",
             text,
             exit_code=result.exit_code,
             duration=result.duration,

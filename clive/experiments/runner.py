@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import sys
@@ -58,6 +59,7 @@ class RunOptions:
     cluster: str | None = None  # a Ray cluster's address (None: $RAY_ADDRESS with workers, else local)
     search: str | None = None  # the offline search's strategy (None: the playbook's, else the default)
     seed: int | None = None  # the search's seed (None: the playbook's, else a fresh one, recorded)
+    ssh: str | None = None  # USER@HOST: work in a shell there (ssh from the terminal, with clive's markers)
 
 
 @contextmanager
@@ -323,6 +325,8 @@ def run(options: RunOptions, err: Callable[[str], None] | None = None, *, host: 
                 policy.skip(_steps_done(recorder.path))
 
             def body(tell: Callable[[str], None]) -> tuple[int, str]:
+                if options.ssh:
+                    _enter_ssh(options.ssh, agent, tell)
                 if resume_meta is None:
                     _setup(pb, agent, tell)
                 if pb.is_experiment and workspace is not None:
@@ -410,6 +414,21 @@ def _setup(pb: Playbook, agent: Agent, say: Callable[[str], None]) -> None:
         outcome = agent.act(Run(command, timeout=pb.budget.experiment_seconds), source="setup")
         if not outcome.ok:
             raise RunFailed(f"setup command failed ({_why(outcome)}): {command}")
+
+
+def _enter_ssh(target: str, agent: Agent, say: Callable[[str], None]) -> None:
+    say(f"ssh {target}")
+    outcome = agent.act(Run(f"ssh {shlex.quote(target)}", timeout=60), source="setup")
+    if outcome.exit_code is not None or not outcome.ok:
+        raise RunFailed(f"ssh {target} did not give a shell ({_why(outcome)}): {(outcome.output or '').strip()[-200:]}")
+    say(outcome.text.splitlines()[0])
+
+
+def check_ssh_target(target: str) -> str:
+    """USER@HOST (or HOST) as ssh takes it; refused in one line if it could be read as an option."""
+    if not target or target.startswith("-") or any(c.isspace() for c in target):
+        raise BadInput(f"--ssh: expected USER@HOST, got {target!r}")
+    return target
 
 
 def _why(outcome: Any) -> str:

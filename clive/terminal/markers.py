@@ -49,12 +49,16 @@ class ShellMarkers:
     the Terminal calls it under its lock."""
 
     def __init__(self, nonce: bytes | None) -> None:
-        self.nonce = nonce
+        self.nonce = nonce  # the terminal's own shell's
+        # Every integrated shell's nonce (the terminal's own, then nested ones: ssh, su), with the
+        # number of its newest prompt: each shell counts its prompts from 1.
+        self.shells: dict[bytes, int] = {nonce: 0} if nonce else {}
+        self.current = nonce  # the shell whose prompt came last
         self.tail = b""  # the end of the last chunk, held back: it may start a marker
         self.capture: Tail | None = None  # the running command's output, from its C marker
         self.last_capture = Tail(CAPTURE_LIMIT)  # the last command's, joined only when asked for
         self.output_markers = 0  # C markers seen: a command's output began
-        self.prompt_no = 0  # the number of the newest prompt the shell has drawn
+        self.prompt_no = 0  # how many new prompts the shells have drawn
         self.enter_prompt_no = 0  # the prompt number when Enter was last sent
         self.exit_code: int | None = None  # the newest command's
         self.ended_at = 0.0  # when its D marker was read (time.monotonic), 0 before any
@@ -67,6 +71,15 @@ class ShellMarkers:
         self.capture = Tail(CAPTURE_LIMIT)
         self.echo_expected = ECHO_NOISE.sub(b"", command.encode())[:24]
         return self.prompt_no, self.output_markers
+
+    def add_shell(self, nonce: bytes) -> None:
+        """Count the markers of a nested shell (one clive set up inside this terminal) from now on."""
+        self.shells.setdefault(nonce, 0)
+
+    @property
+    def depth(self) -> int:
+        """0 at the terminal's own shell, 1 in a shell started from it, and so on."""
+        return list(self.shells).index(self.current) if self.current in self.shells else 0
 
     def line_sent(self) -> None:
         """Enter (or Ctrl-C, Ctrl-D) was sent: the prompt is gone until the next one is drawn."""
@@ -89,27 +102,33 @@ class ShellMarkers:
         first = buf.find(_MARKER_START, 0, cut) if b"]" in buf else -1
         if first != -1:
             for m in shell.MARKER.finditer(buf, first, cut):  # not from 0: a window of a flood is long
-                if m.group(4) != self.nonce:
+                if m.group(4) not in self.shells:
                     continue  # a forged marker: it stays part of the output
                 self._keep(region[pos : m.start()])
                 pos = m.end()
-                self.on_marker(m.group(1).decode(), m.group(2), m.group(3), now)
+                self.on_marker(m.group(1).decode(), m.group(2), m.group(3), now, m.group(4))
         self._keep(region[pos:])
 
     def _keep(self, chunk: bytes | memoryview) -> None:
         if self.capture is not None and chunk:
             self.capture.append(chunk)
 
-    def on_marker(self, kind: str, code: bytes | None, prompt_no: bytes | None, now: float) -> None:
+    def on_marker(
+        self, kind: str, code: bytes | None, prompt_no: bytes | None, now: float, nonce: bytes | None = None
+    ) -> None:
+        nonce = self.nonce if nonce is None else nonce
         if kind == "C":
             self.output_markers += 1
             self._check_echo()
             self.capture = Tail(CAPTURE_LIMIT)
         elif kind == "D":
-            number = int(prompt_no) if prompt_no is not None else self.prompt_no + 1
-            if number <= self.prompt_no:
+            last = self.shells.get(nonce, 0)
+            number = int(prompt_no) if prompt_no is not None else last + 1
+            if number <= last:
                 return  # the same prompt drawn again (after SIGWINCH): no command ended
-            self.prompt_no = number
+            self.shells[nonce] = number
+            self.current = nonce
+            self.prompt_no += 1
             self.exit_code = int(code) if code is not None else None
             self.ended_at = now
             if self.capture is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -93,6 +94,26 @@ def _zsh_rc(nonce: str, user_rc: bool) -> str:
         "RPROMPT=''",
     ]
     return "\n".join(lines) + "\n"
+
+
+def nested_setup(nonce: str, erase_rows: int = 0) -> str:
+    """One line that gives a shell started inside the terminal (ssh, su, a container's) clive's
+    prompt markers with ``nonce``: bash's or zsh's, whichever reads it; other shells ignore it. Its
+    prompt says user@host, and once read it erases ``erase_rows`` rows above (the line as echoed).
+
+    Valid POSIX sh as a whole (each shell's part is a quoted string it evals), so dash or busybox sh
+    run it without a syntax error and simply draw no markers. The leading space keeps it out of the
+    history where HISTCONTROL ignores such lines. Its length does not depend on ``erase_rows`` (< 1000)."""
+    erase = f"printf '\\r\\033[{erase_rows:03d}A\\033[J'"
+    bash = "; ".join(line for line in _bash_rc(nonce, False).splitlines()[1:]).replace("\\W\\$ ", "\\u@\\h:\\W\\$ ")
+    zsh = "; ".join(line for line in _zsh_rc(nonce, False).splitlines()[1:] if not line.startswith("ttyctl"))
+    zsh = zsh.replace("%1~%# ", "%n@%m:%1~%# ")
+    bash, zsh = f"{bash}; {erase}", f"{zsh}; {erase}"
+    return (
+        f" __clive_b={shlex.quote(bash)}; __clive_z={shlex.quote(zsh)}; "
+        'if [ -n "$BASH_VERSION" ]; then eval "$__clive_b"; elif [ -n "$ZSH_VERSION" ]; then eval "$__clive_z"; fi; '
+        "unset __clive_b __clive_z"
+    )
 
 
 def launch(program: str, *, user_rc: bool = False) -> ShellLaunch:

@@ -22,6 +22,7 @@ Without /proc (macOS) the state is guessed from termios and the screen, and says
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import platform
@@ -69,6 +70,7 @@ class TerminalState:
     since: float | None = None
     exact: bool = True  # False: guessed from the screen because /proc is unavailable
     question: str = ""  # the last non-empty screen line at or above the cursor
+    nested: str = ""  # the program that started the shell in charge (ssh, su), when not the terminal's own
 
     @property
     def ready(self) -> bool:
@@ -96,6 +98,8 @@ class TerminalState:
                 text = f"[blocked: {name}{on}{_seconds(self.since)}]"
             case _:
                 text = "[exited]"
+        if self.nested:
+            text = text[:-1] + f", in the shell {self.nested} started]"
         return text if self.exact else text + " (guessed from the screen)"
 
 
@@ -118,6 +122,8 @@ class TerminalFacts:
     alternate: bool
     output_age: float  # seconds since the last output
     prompt_age: float | None  # seconds since the last prompt came back
+    nested: str = ""  # the program that started the shell in charge now (ssh, su), if not the terminal's own
+    remote: bool = False  # that shell runs where this kernel cannot see (another host, a container)
 
 
 def question_at_cursor(screen: Any, rows: int = 5) -> str:
@@ -500,13 +506,22 @@ def read_state(facts: TerminalFacts, *, proc: str = "/proc") -> TerminalState:
         return TerminalState(Activity.EXITED, "", question=question)
     if facts.integrated and facts.at_prompt:
         # OSC 133 says so exactly, on every platform.
-        return TerminalState(Activity.AT_PROMPT, "shell", facts.leader, since=facts.prompt_age, question=question)
+        return TerminalState(Activity.AT_PROMPT, "shell", facts.leader, since=facts.prompt_age, question=question,
+                             nested=facts.nested)
+    if facts.remote:
+        # Here the kernel sees only the client (ssh, docker) reading keys in raw mode, whatever runs on
+        # the other side: the screen is all there is.
+        if _SECRET_QUESTION.search(question):
+            return TerminalState(Activity.WAITING_SECRET, facts.nested, exact=False, question=question,
+                                 nested=facts.nested)
+        return TerminalState(Activity.RUNNING, facts.nested, exact=False, question=question, nested=facts.nested)
     try:
         pgrp = os.tcgetpgrp(facts.fd)
     except OSError:
         return TerminalState(Activity.EXITED, "", question=question)
     state = _kernel_state(facts, pgrp, question, proc)
-    return state if state is not None else _screen_state(facts, pgrp, question)
+    state = state if state is not None else _screen_state(facts, pgrp, question)
+    return dataclasses.replace(state, nested=facts.nested) if facts.nested else state
 
 
 def _kernel_state(facts: TerminalFacts, pgrp: int, question: str, proc: str) -> TerminalState | None:
@@ -571,6 +586,7 @@ def _kernel_state(facts: TerminalFacts, pgrp: int, question: str, proc: str) -> 
 
 # Without /proc: a screen quiet this long whose last line looks like a question is taken as asking.
 FALLBACK_QUIET = 0.3
+_SECRET_QUESTION = re.compile(r"(password|passphrase|passcode|\bpin)\b[^\n]*:\s*$", re.IGNORECASE)
 _PROMPTISH = re.compile(r"(\[[yn]/[yn]\]|\(yes/no\)|password|passphrase|[?:>\]$#])\s*$", re.IGNORECASE)
 
 
