@@ -14,7 +14,7 @@ from sshd import SSHD, SSHServer
 from clive.session import Recorder
 from clive.terminal import Terminal, TerminalError
 from clive.terminal.nesting import nested_shell
-from clive.terminal.terminal import SCREEN_RULE
+from clive.terminal.nested import SCREEN_RULE
 
 
 @pytest.mark.parametrize(

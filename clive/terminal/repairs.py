@@ -5,7 +5,7 @@ bash hands on to the next command."""
 from __future__ import annotations
 
 import termios
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyte
 
@@ -39,3 +39,52 @@ def lost_modes(modes: list[Any], baseline: list[Any] | None) -> list[str]:
     if not baseline:
         return []
     return [name for name, i, flag in PROMPT_MODES if baseline[i] & flag and not modes[i] & flag]
+
+
+class Repairs:
+    """The part of ``Terminal`` that puts right what a program left behind, before the next command.
+    Mixed into ``Terminal``: it uses its lock, screen, markers and PTY."""
+
+    if TYPE_CHECKING:  # what Terminal provides
+        import threading
+
+        from clive.terminal.markers import ShellMarkers
+        from clive.terminal.nesting import NestedShell
+        from clive.terminal.result import CommandResult
+
+        _cond: threading.Condition
+        _screen: ScreenModel
+        _markers: ShellMarkers
+        _fd: int
+        _tty_baseline: list | None
+        repairs: list[str]
+
+        @property
+        def nested(self) -> NestedShell | None: ...
+        def _ingest(self, data: bytes, *, from_pty: bool) -> None: ...
+        def _run_line(self, command: str, timeout: float) -> CommandResult: ...
+
+    def _repair(self) -> None:
+        """Undo what a program that exited left behind: screen modes, then terminal modes."""
+        with self._cond:
+            screen_fix, fixed = screen_repair(self._screen)
+        if screen_fix:
+            # Fed to the screen as output (and so recorded in the cast), as a terminal would get it.
+            self._ingest(screen_fix.encode(), from_pty=False)
+            self.repairs.append("screen: " + ", ".join(fixed))
+        try:
+            modes = termios.tcgetattr(self._fd)
+        except (OSError, termios.error):
+            return
+        if self.nested is not None:
+            return  # the modes here are the nested shell's or its client's (ssh keeps raw mode): not ours
+        bad = lost_modes(modes, self._tty_baseline)
+        if self._markers.echo_lost:
+            bad.append("echo")
+        if bad:
+            # bash keeps the modes the last command left and gives them to the next one; `stty sane`
+            # run by the shell puts its saved modes right. (zsh undoes them itself: ttyctl -f.)
+            result = self._run_line("stty sane", timeout=10.0)
+            self._markers.echo_lost = False
+            outcome = "" if result.exit_code == 0 else f" (failed: exit code {result.exit_code})"
+            self.repairs.append(f"terminal modes: stty sane, {', '.join(bad)} had been switched off{outcome}")

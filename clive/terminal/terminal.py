@@ -14,7 +14,6 @@ import termios
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -28,6 +27,7 @@ from clive.terminal.errors import TerminalError, TerminalTimeout
 from clive.terminal.fastfeed import CheckedText, FastStream
 from clive.terminal.keys import parse_keys
 from clive.terminal.markers import ShellMarkers
+from clive.terminal.nested import NestedShells
 from clive.terminal.plaintext import render_output
 from clive.terminal.reading import (
     CHECK_PARTS,
@@ -40,7 +40,8 @@ from clive.terminal.reading import (
     queued,
     read_burst,
 )
-from clive.terminal.repairs import lost_modes, screen_repair
+from clive.terminal.repairs import Repairs
+from clive.terminal.result import CommandResult
 from clive.terminal.screen import ControlStrings, Snapshot, TerminalScreen
 from clive.terminal.spawn import clean_environment, program_argv, start
 
@@ -52,32 +53,8 @@ _READY_SLOW_CHECK = 0.05
 # holds the terminal (refused); until then, and while it works, the prompt is waited for.
 PROMPT_GRACE = 0.1
 PROMPT_POLL = 0.01  # seconds between looks at the foreground meanwhile (output wakes it sooner)
-# A nested shell's prompt: output quiet this long, a prompt's end before the cursor.
-NEST_QUIET = 0.15
-NEST_SETUP_TIMEOUT = 3.0  # for the integration line to bring a marked prompt (else: no integration)
-NEST_QUESTION = 1.0  # a launcher asking something else (ssh's host key) this long: say so
-# Without integration a nested shell's command ends, by the screen, when output has been quiet this
-# long and a prompt's end is before the cursor.
-SCREEN_RULE = "screen: a prompt's end before the cursor after 0.3 s of quiet"
-SCREEN_QUIET = 0.3
 # parser_errors and listener_errors keep this many messages; a program could otherwise grow them forever.
 ERRORS_KEPT = 100
-
-
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    """What ``run()`` learned: the exit code the shell reported, the command's text and its duration."""
-
-    command: str
-    exit_code: int
-    output: str
-    duration: float
-    truncated: bool = False
-    # The command started a shell inside the terminal (ssh, su, ...): the launcher's name. Its exit
-    # code comes when that shell exits; until then run() runs commands in it.
-    entered: str | None = None
-    # How the end was seen: the shell's marker, or (a nested shell without integration) the screen.
-    completion: str = "marker"
 
 
 class TerminalListener(Protocol):
@@ -88,7 +65,7 @@ class TerminalListener(Protocol):
     def on_input(self, data: bytes, secret: bool) -> None: ...
 
 
-class Terminal:
+class Terminal(NestedShells, Repairs):
     """One program (by default a shell with integration) in a real PTY, read into a screen model.
 
     Everything it starts runs under ``limits`` (default: ``Limits()``; see ``enforcement`` for what
@@ -348,15 +325,6 @@ class Terminal:
             app_cursor = self._screen.app_cursor_keys
         self._send(parse_keys(keys, app_cursor=app_cursor))
 
-    def _remote_secret_asked(self) -> bool:
-        """Whether the other side of a remote shell (ssh, docker) shows a password prompt: there the
-        kernel here sees only raw mode, so the screen decides."""
-        with self._cond:
-            nested = self._nested_now()
-            if nested is None or not nested.remote or self._markers.at_prompt:
-                return False
-        return self.state().activity == termstate.Activity.WAITING_SECRET
-
     def echo_off_canonical(self) -> bool:
         """True while a program reads a line with echo off: a password prompt."""
         try:
@@ -384,135 +352,6 @@ class Terminal:
         if launcher is not None:
             return self._enter(command, launcher, remaining)
         return self._run_line(command, remaining)
-
-    # ---- nested shells -------------------------------------------------------------------
-
-    @property
-    def nested(self) -> nesting.NestedShell | None:
-        """The shell started inside this one that has the terminal now (ssh, su, ...), if any."""
-        with self._cond:
-            return self._nested_now()
-
-    def _nested_now(self) -> nesting.NestedShell | None:
-        markers = self._markers
-        while self._nested:
-            top = self._nested[-1]
-            if top.nonce is None:
-                gone = markers.prompt_no > top.since  # an outer shell drew a prompt: it has exited
-            else:
-                gone = markers.shells.get(markers.current or b"") is not None and markers.depth < top.level
-            if not gone:
-                return top
-            self._nested.pop()
-        return None
-
-    def _enter(self, command: str, launcher: str, timeout: float) -> CommandResult:
-        """Type a command that starts a shell inside this one, wait for that shell's prompt, and give
-        it clive's prompt markers; if the launcher ends instead (a refused login), its result."""
-        markers = self._markers
-        with self._cond:
-            p0, c0 = markers.command_typed(command)
-        started = time.monotonic()
-        deadline = started + timeout
-        self._send(command + "\r")
-        asking_since: float | None = None
-        outer = self.nested
-        remote = outer is not None and outer.remote  # from a remote shell the kernel sees only the client
-        while True:
-            with self._cond:
-                if markers.prompt_no > p0 and markers.at_prompt:
-                    return self._finished(command, started, c0)
-                quiet = time.monotonic() - self._last_output_time
-                before_cursor = self._screen.text_lines()[self._screen.cursor.y][: self._screen.cursor.x]
-            state = self.state()
-            now = time.monotonic()
-            if state.activity == termstate.Activity.WAITING_SECRET:
-                self._send("\x03")
-                try:
-                    self.wait_prompt(timeout=5.0)
-                except TerminalTimeout:
-                    pass
-                raise TerminalError(f"{launcher} asked for a password ({state.question!r}); clive does not type "
-                                    "secrets: set up key-based login (or sudo without a password) and run it again")
-            waiting = remote or state.activity in termstate.WAITING_FOR_INPUT
-            if waiting and quiet >= NEST_QUIET and nesting.PROMPT_END.search(before_cursor):
-                break
-            asked = waiting and quiet >= NEST_QUIET and before_cursor.rstrip().endswith(("?", ":", "]", ")"))
-            asking_since = (asking_since or now) if asked else None
-            if asking_since is not None and now - asking_since >= NEST_QUESTION:
-                raise TerminalError(f"{launcher} is asking {state.question!r}: answer it with keys; clive gives the "
-                                    "shell its markers when run() next finds its prompt")
-            if now >= deadline:
-                raise TerminalTimeout(f"timed out after {timeout:g}s waiting for the shell of: {command} "
-                                      f"({state.describe()})", self.snapshot())
-            with self._cond:
-                self._cond.wait(min(0.05, deadline - now))
-        self._adopt(command, launcher, p0, max(deadline - time.monotonic(), 0.001))
-        nested = self.nested
-        with self._cond:
-            raw, dropped = markers.capture.value() if markers.capture is not None else (b"", 0)
-        output = render_output(raw.decode("utf-8", errors="replace")).partition("\n")[2]
-        return CommandResult(command, -1, output, time.monotonic() - started, dropped > 0, entered=launcher,
-                             completion="marker" if nested is not None and nested.nonce else SCREEN_RULE)
-
-    def _adopt(self, command: str, launcher: str, since: int, timeout: float) -> None:
-        """Give the shell at the cursor clive's prompt markers, with a nonce of its own."""
-        markers = self._markers
-        nonce = shell.new_nonce()
-        for listener in self.listeners:
-            add_secret = getattr(listener, "add_secret", None)
-            if add_secret is not None:
-                add_secret(nonce)  # before it is typed: the recording never holds it
-        with self._cond:
-            markers.add_shell(nonce.encode())
-            level = list(markers.shells).index(nonce.encode())
-            p0 = markers.prompt_no
-            # The line as echoed takes this many rows from the cursor on; the shell erases them.
-            start, cols = self._screen.cursor.x, self._screen.columns
-        rows = -(-(start + len(shell.nested_setup(nonce))) // cols)
-        self._send(shell.nested_setup(nonce, rows) + "\r")
-        remote = launcher in nesting.REMOTE or any(n.remote for n in self._nested)
-        try:
-            self._wait_for(lambda: markers.prompt_no > p0 and markers.at_prompt and markers.current == nonce.encode(),
-                           min(timeout, NEST_SETUP_TIMEOUT), "the nested shell's first marked prompt")
-        except TerminalTimeout:
-            # Not bash or zsh (dash, busybox, fish): no markers; commands end by the screen rule.
-            with self._cond:
-                del markers.shells[nonce.encode()]
-                self._nested.append(nesting.NestedShell(launcher, command, remote, None, level, markers.prompt_no))
-            return
-        with self._cond:
-            self._nested.append(nesting.NestedShell(launcher, command, remote, nonce.encode(), level, since))
-
-    def _run_by_screen(self, command: str, timeout: float) -> CommandResult:
-        """run() in a nested shell without markers: the end is seen on the screen (SCREEN_RULE), the
-        exit code is not known (-1)."""
-        markers = self._markers
-        with self._cond:
-            markers.command_typed(command)
-            seq = self._output_seq
-        started = time.monotonic()
-        self._send(command + "\r")
-        deadline = started + timeout
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                line = self._screen.text_lines()[self._screen.cursor.y][: self._screen.cursor.x]
-                quiet = now - self._last_output_time
-                if self._output_seq != seq and quiet >= SCREEN_QUIET and nesting.PROMPT_END.search(line):
-                    break
-                if self._eof:
-                    raise TerminalError(f"{self._gone_message()} while waiting for: {command}")
-                if now >= deadline:
-                    raise TerminalTimeout(f"timed out after {timeout:g}s waiting for: {command} ({SCREEN_RULE})",
-                                          self._screen.snapshot())
-                self._cond.wait(max(0.01, min(SCREEN_QUIET - quiet if quiet < SCREEN_QUIET else 0.05,
-                                              deadline - now)))
-            raw, dropped = markers.capture.value() if markers.capture is not None else (b"", 0)
-            markers.capture = None
-        lines = render_output(raw.decode("utf-8", errors="replace")).split("\n")
-        output = "\n".join(lines[1:-1])  # without the echoed command and the next prompt
-        return CommandResult(command, -1, output, time.monotonic() - started, dropped > 0, completion=SCREEN_RULE)
 
     def _finished(self, command: str, started: float, c0: int) -> CommandResult:
         """The result of the command whose end the shell's marker just said (call under the lock)."""
@@ -576,33 +415,6 @@ class Terminal:
         with self._cond:
             return self._finished(command, started, c0)
 
-    # ---- repairs ---------------------------------------------------------------------------
-
-    def _repair(self) -> None:
-        """Undo what a program that exited left behind: screen modes, then terminal modes."""
-        with self._cond:
-            screen_fix, fixed = screen_repair(self._screen)
-        if screen_fix:
-            # Fed to the screen as output (and so recorded in the cast), as a terminal would get it.
-            self._ingest(screen_fix.encode(), from_pty=False)
-            self.repairs.append("screen: " + ", ".join(fixed))
-        try:
-            modes = termios.tcgetattr(self._fd)
-        except (OSError, termios.error):
-            return
-        if self.nested is not None:
-            return  # the modes here are the nested shell's or its client's (ssh keeps raw mode): not ours
-        bad = lost_modes(modes, self._tty_baseline)
-        if self._markers.echo_lost:
-            bad.append("echo")
-        if bad:
-            # bash keeps the modes the last command left and gives them to the next one; `stty sane`
-            # run by the shell puts its saved modes right. (zsh undoes them itself: ttyctl -f.)
-            result = self._run_line("stty sane", timeout=10.0)
-            self._markers.echo_lost = False
-            outcome = "" if result.exit_code == 0 else f" (failed: exit code {result.exit_code})"
-            self.repairs.append(f"terminal modes: stty sane, {', '.join(bad)} had been switched off{outcome}")
-
     def interrupt(self, grace: float = 1.0) -> None:
         """Bring the prompt back: Ctrl-C, then SIGTERM, then SIGKILL to the foreground process group."""
         if not self.integrated:
@@ -610,18 +422,7 @@ class Terminal:
             return
         nested = self.nested
         if nested is not None and (nested.remote or nested.nonce is None):
-            # Signals here would reach the client (ssh, docker), ending the whole session: only Ctrl-C
-            # goes over, and the far side's prompt must come back by itself.
-            self._send("\x03")
-            if nested.nonce is None:
-                self.wait_idle(int(SCREEN_QUIET * 1000), timeout=grace * 5)
-                return
-            try:
-                self.wait_prompt(timeout=grace * 5)
-            except TerminalTimeout:
-                raise TerminalError(f"interrupt: Ctrl-C did not bring the prompt back in the shell {nested.launcher} "
-                                    f"started; clive sends no signal to {nested.launcher} (it would end that session)"
-                                    ) from None
+            self._interrupt_nested(nested, grace)
             return
         steps: list[tuple[str, Callable[[], None]]] = [
             ("Ctrl-C", lambda: self._send("\x03")),
@@ -713,20 +514,7 @@ class Terminal:
         delay = _READY_FIRST_CHECK
         nested = self.nested
         if nested is not None and nested.remote:
-            # The kernel cannot see the far side: its turn is read from the screen (SCREEN_QUIET of quiet).
-            while True:
-                state = self.state()
-                if state.activity in (termstate.Activity.AT_PROMPT, termstate.Activity.EXITED):
-                    return state
-                with self._cond:
-                    quiet = time.monotonic() - self._last_output_time
-                if quiet >= SCREEN_QUIET:
-                    return state
-                if time.monotonic() >= deadline:
-                    raise TerminalTimeout(f"timed out after {timeout:g}s waiting for output to pause "
-                                          f"({SCREEN_RULE})", self.snapshot())
-                with self._cond:
-                    self._cond.wait(min(SCREEN_QUIET - quiet, max(deadline - time.monotonic(), 0.001)))
+            return self._wait_ready_remote(deadline, timeout)
         while True:
             facts, seq = self._state_facts()
             state = termstate.read_state(facts)
