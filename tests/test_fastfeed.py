@@ -23,7 +23,8 @@ from clive.terminal import Terminal, fastcheck, reading
 from clive.terminal.fastfeed import CheckedText, FastStream
 from clive.terminal.fastrows import _apply_sgr
 from clive.terminal.parser import TerminalStream
-from clive.terminal.screen import ControlStrings, ScreenModel, TerminalScreen
+from clive.terminal.screen import ControlStrings, ScreenModel
+from clive.terminal.terminal_screen import TerminalScreen
 
 EXAMPLES = int(os.environ.get("CLIVE_HYPOTHESIS_EXAMPLES", "300"))
 # The screen model, and the Terminal's own subclass of it.

@@ -35,7 +35,8 @@ from clive.session.cast import (
     write_all,
 )
 from clive.terminal.fastfeed import FastStream
-from clive.terminal.screen import ControlStrings, History, ScreenModel, TerminalScreen
+from clive.terminal.screen import ControlStrings, History, ScreenModel
+from clive.terminal.terminal_screen import TerminalScreen
 
 __all__ = [
     "KEYFRAME_CHARS",

@@ -21,7 +21,8 @@ from clive.session.cast import (
 )
 from clive.session.files import CAST, EVENTS, KEYFRAMES, META
 from clive.session.keyframes import Keyframe, RecordedKeyframes, Replay
-from clive.terminal.screen import ScreenModel, Snapshot, TerminalScreen
+from clive.terminal.screen import ScreenModel, Snapshot
+from clive.terminal.terminal_screen import TerminalScreen
 
 
 class SessionReader:

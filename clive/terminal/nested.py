@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     import threading
 
     from clive.terminal.markers import ShellMarkers
-    from clive.terminal.screen import Snapshot, TerminalScreen
+    from clive.terminal.screen import Snapshot
+    from clive.terminal.terminal_screen import TerminalScreen
 
 # A nested shell's prompt: output quiet this long, a prompt's end before the cursor.
 NEST_QUIET = 0.15

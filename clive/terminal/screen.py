@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import copy
-import inspect
 import json
 import operator
 import re
@@ -17,6 +16,7 @@ import pyte
 from pyte import modes as mo
 
 from clive.terminal import graphemes
+from clive.terminal.conformance import XtermMoves
 
 # Private DEC modes that switch to the alternate screen; pyte shifts private modes by 5 bits.
 _ALT_MODES = {47 << 5, 1047 << 5, 1049 << 5}
@@ -206,7 +206,7 @@ class History:
         return self._rows
 
 
-class ScreenModel(pyte.Screen):
+class ScreenModel(XtermMoves, pyte.Screen):
     """A pyte screen that keeps scrollback, follows the alternate screen and reports replies."""
 
     def __init__(
@@ -249,7 +249,9 @@ class ScreenModel(pyte.Screen):
     def set_mode(self, *modes: int, **kwargs: Any) -> None:
         shifted = [m << 5 for m in modes] if kwargs.get("private") else list(modes)
         if any(m in _ALT_MODES for m in shifted):
-            self._enter_alternate(save_cursor=_SAVE_CURSOR_MODE in shifted)
+            if _SAVE_CURSOR_MODE in shifted:
+                self.save_cursor()  # 1049 saves the cursor as DECSC does, into the same slot
+            self._enter_alternate(save_cursor=False)
             rest = [m for m, s in zip(modes, shifted, strict=True) if s not in _ALT_MODES]
             if not rest:
                 return
@@ -260,11 +262,31 @@ class ScreenModel(pyte.Screen):
         shifted = [m << 5 for m in modes] if kwargs.get("private") else list(modes)
         if any(m in _ALT_MODES for m in shifted):
             self._leave_alternate()
+            if _SAVE_CURSOR_MODE in shifted:
+                self.restore_cursor()  # as DECRC, even when the main screen was already shown (xterm, tmux)
             rest = [m for m, s in zip(modes, shifted, strict=True) if s not in _ALT_MODES]
             if not rest:
                 return
             modes = tuple(rest)
         super().reset_mode(*modes, **kwargs)
+
+    # DECSC/DECRC as xterm and tmux do them: one saved cursor that DECRC restores as often as asked,
+    # with the origin and wrap modes as they were (pyte keeps a stack that DECRC pops).
+    def save_cursor(self) -> None:
+        super().save_cursor()
+        del self.savepoints[:-1]
+
+    def restore_cursor(self) -> None:
+        if not self.savepoints:
+            super().restore_cursor()
+            return
+        saved = self.savepoints[-1]
+        self.g0_charset, self.g1_charset, self.charset = saved.g0_charset, saved.g1_charset, saved.charset
+        (self.set_mode if saved.origin else self.reset_mode)(pyte.modes.DECOM)
+        (self.set_mode if saved.wrap else self.reset_mode)(pyte.modes.DECAWM)
+        self.cursor = copy.copy(saved.cursor)
+        self.ensure_hbounds()
+        self.ensure_vbounds(use_margins=True)
 
     def _enter_alternate(self, save_cursor: bool) -> None:
         if self.alternate:
@@ -352,64 +374,6 @@ class ScreenModel(pyte.Screen):
             alternate=self.alternate,
             styles=styles,
         )
-
-
-def _tolerant(screen: type[ScreenModel], name: str) -> Callable[..., None] | None:
-    """``screen.<name>`` taking any CSI parameters, as xterm does: extra ones are dropped, and a
-    private (``CSI ? ...``) form the handler has no use for is ignored. None if it already does."""
-    handler = getattr(screen, name)
-    params = list(inspect.signature(handler).parameters.values())[1:]
-    takes_private = any(p.name == "private" or p.kind is p.VAR_KEYWORD for p in params)
-    if takes_private and any(p.kind is p.VAR_POSITIONAL for p in params):
-        return None
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    most = sum(1 for p in params if p.kind in positional and p.name != "private")
-
-    def tolerant(self: ScreenModel, *values: int, private: bool = False) -> None:
-        if not private:
-            handler(self, *values[:most])
-        elif takes_private:
-            handler(self, *values[:most], private=True)
-
-    tolerant.__name__ = name
-    return tolerant
-
-
-class TerminalScreen(ScreenModel):
-    """The screen model with xterm's defaults where pyte differs: DECCOLM (``CSI ? 3 h``, 132 columns)
-    is ignored, since the PTY keeps its size; so are extra parameters and unknown private forms of
-    other sequences (below)."""
-
-    def set_mode(self, *modes: int, **kwargs: Any) -> None:
-        if kwargs.get("private"):
-            modes = tuple(m for m in modes if m != 3)
-        if modes:
-            super().set_mode(*modes, **kwargs)
-
-    def reset_mode(self, *modes: int, **kwargs: Any) -> None:
-        if kwargs.get("private"):
-            modes = tuple(m for m in modes if m != 3)
-        if modes:
-            super().reset_mode(*modes, **kwargs)
-
-    # pyte fails (UnboundLocalError) on an erase mode it does not know; xterm ignores it.
-    def erase_in_line(self, how: int = 0, private: bool = False) -> None:
-        if how in (0, 1, 2):
-            super().erase_in_line(how, private)
-
-    def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
-        if how in (2, 3):
-            self.clears[self.alternate] += 1  # the agent sends a whole screen after a clear
-        if how in (0, 1, 2, 3):
-            super().erase_in_display(how, *args, **kwargs)
-
-
-# pyte hands a handler every parameter of its sequence, and ``private=True`` for ``CSI ? ...``: most
-# handlers take neither, and the TypeError would reset the parser and lose the rest of the chunk.
-for _name in set(pyte.Stream.csi.values()):
-    _handler = _tolerant(TerminalScreen, _name)
-    if _handler is not None:
-        setattr(TerminalScreen, _name, _handler)
 
 
 class ControlStrings:

@@ -42,8 +42,9 @@ from clive.terminal.reading import (
 )
 from clive.terminal.repairs import Repairs
 from clive.terminal.result import CommandResult
-from clive.terminal.screen import ControlStrings, Snapshot, TerminalScreen
+from clive.terminal.screen import ControlStrings, Snapshot
 from clive.terminal.spawn import clean_environment, program_argv, start
+from clive.terminal.terminal_screen import TerminalScreen
 
 # wait_ready's re-checks after output (seconds): see wait_ready.
 _READY_FIRST_CHECK = 0.0002
