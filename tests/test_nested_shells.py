@@ -13,8 +13,8 @@ from sshd import SSHD, SSHServer
 
 from clive.session import Recorder
 from clive.terminal import Terminal, TerminalError
-from clive.terminal.nesting import nested_shell
 from clive.terminal.nested import SCREEN_RULE
+from clive.terminal.nesting import nested_shell
 
 
 @pytest.mark.parametrize(

@@ -235,16 +235,3 @@ def test_a_missing_sandbox_folder_is_a_one_line_error(tmp_path):
     with pytest.raises(TerminalError, match="sandbox folder does not exist"):
         Terminal(cwd=tmp_path, sandbox=Sandbox(tmp_path, tmp_path / "missing"))
 
-
-def test_the_matmul_playbook_runs_sandboxed_to_a_kept_improvement(tmp_path, capsys):
-    from clive.experiments.loop import ResultsTable
-    from clive.experiments.runner import RunOptions, run
-
-    code = run(RunOptions(playbook=REPO / "playbooks" / "matmul.md", sessions=tmp_path / "sessions", sandbox=True,
-                          max_experiments=3, seed=1))
-    assert code == 0
-    (session,) = (tmp_path / "sessions").iterdir()
-    assert "sandboxed (bubblewrap" in capsys.readouterr().err
-    rows = ResultsTable(session / "results.tsv").rows()
-    assert rows[0].description == "baseline"
-    assert any(r.status == "keep" and r.metric > rows[0].metric for r in rows[1:]), rows

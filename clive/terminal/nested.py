@@ -28,6 +28,7 @@ NEST_QUESTION = 1.0  # a launcher asking something else (ssh's host key) this lo
 # long and a prompt's end is before the cursor.
 SCREEN_RULE = "screen: a prompt's end before the cursor after 0.3 s of quiet"
 SCREEN_QUIET = 0.3
+_ECHOED_END = shell.NESTED_SETUP_END.replace(" ", "")  # as the screen shows it, over wrapped rows
 
 
 class NestedShells:
@@ -135,18 +136,25 @@ class NestedShells:
             # The line as echoed takes this many rows from the cursor on; the shell erases them.
             start, cols = self._screen.cursor.x, self._screen.columns
         rows = -(-(start + len(shell.nested_setup(nonce))) // cols)
+        with self._cond:
+            seq = self._output_seq
         self._send(shell.nested_setup(nonce, rows) + "\r")
         remote = launcher in nesting.REMOTE or any(n.remote for n in self._nested)
-        try:
-            self._wait_for(lambda: markers.prompt_no > p0 and markers.at_prompt and markers.current == nonce.encode(),
-                           min(timeout, NEST_SETUP_TIMEOUT), "the nested shell's first marked prompt")
-        except TerminalTimeout:
-            # Not bash or zsh (dash, busybox, fish): no markers; commands end by the screen rule.
-            with self._cond:
-                del markers.shells[nonce.encode()]
-                self._nested.append(nesting.NestedShell(launcher, command, remote, None, level, markers.prompt_no))
-            return
+        deadline = time.monotonic() + min(timeout, NEST_SETUP_TIMEOUT)
         with self._cond:
+            while not (markers.prompt_no > p0 and markers.at_prompt and markers.current == nonce.encode()):
+                now = time.monotonic()
+                quiet = now - self._last_output_time
+                before_cursor = self._screen.text_lines()[self._screen.cursor.y][: self._screen.cursor.x]
+                # Not bash or zsh (dash, busybox, fish): the line echoed whole (bash and zsh erase it)
+                # and a plain prompt after it, or nothing comes; commands there end by the screen rule.
+                plain = (self._output_seq != seq and quiet >= SCREEN_QUIET and nesting.PROMPT_END.search(before_cursor)
+                         and _ECHOED_END in "".join(self._screen.text_lines()).replace(" ", ""))
+                if plain or now >= deadline or self._eof:
+                    del markers.shells[nonce.encode()]
+                    self._nested.append(nesting.NestedShell(launcher, command, remote, None, level, markers.prompt_no))
+                    return
+                self._cond.wait(min(0.05, deadline - now))
             self._nested.append(nesting.NestedShell(launcher, command, remote, nonce.encode(), level, since))
 
     def _run_by_screen(self, command: str, timeout: float) -> CommandResult:

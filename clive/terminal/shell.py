@@ -112,8 +112,11 @@ def nested_setup(nonce: str, erase_rows: int = 0) -> str:
     return (
         f" __clive_b={shlex.quote(bash)}; __clive_z={shlex.quote(zsh)}; "
         'if [ -n "$BASH_VERSION" ]; then eval "$__clive_b"; elif [ -n "$ZSH_VERSION" ]; then eval "$__clive_z"; fi; '
-        "unset __clive_b __clive_z"
+        + NESTED_SETUP_END
     )
+
+
+NESTED_SETUP_END = "unset __clive_b __clive_z"  # how the setup line ends, as a shell echoes it
 
 
 def launch(program: str, *, user_rc: bool = False) -> ShellLaunch:
