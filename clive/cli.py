@@ -43,6 +43,13 @@ def _natural(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = _natural(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"not a port (0-65535): {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="clive",
@@ -100,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_natural, metavar="N", help="the search's random seed (default: the playbook's, "
                      "else a fresh one, recorded in meta.json)")
     run.add_argument("--tui", action="store_true", help="watch the run live in the viewer")
+    run.add_argument("--serve", type=_port, metavar="PORT",
+                     help="run headless and serve the live viewer to a browser on 127.0.0.1:PORT (0: a free "
+                     "port; needs clive[serve])")
 
     sessions = sub.add_parser("sessions", help="list recorded sessions, one line each")
     sessions.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings are")
@@ -130,6 +140,28 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("n", type=_natural, metavar="N", help="the experiment's number (results.tsv's experiment column)")
     show.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings are")
 
+    serve = sub.add_parser(
+        "serve", help="the viewer in a browser: a recorded session, or a run watched live",
+        description="Serve the viewer to a web browser (needs clive[serve]): each browser that opens the "
+        "printed address gets its own viewer. On 127.0.0.1 (the default) no token is needed; with --host "
+        "the address carries one, and requests without it are refused.",
+        epilog="examples:\n"
+        "  clive serve 20261124-220313-8cc6                  # then open http://127.0.0.1:8000/\n"
+        "  clive serve --port 0 --run playbooks/matmul.md --max-experiments 12\n"
+        "  ssh -L 8000:127.0.0.1:8000 gpu-box                # a remote box's viewer, on this machine\n"
+        "Options of serve come before --run; everything after it is the run's.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("session", nargs="?", help="a session id or folder")
+    serve.add_argument("--run", nargs=argparse.REMAINDER, metavar="PLAYBOOK [RUN OPTIONS]",
+                       help="start `clive run PLAYBOOK [RUN OPTIONS]` headless and serve it live; the "
+                       "session stays served after the run ends, until Ctrl-C")
+    serve.add_argument("--port", type=_port, help="the port (default 8000; 0 picks a free one)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on (default 127.0.0.1); any other needs the token the "
+                       "printed address carries")
+    serve.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings are")
+
     tui = sub.add_parser(
         "tui", help="the interactive co-pilot: approve (a), edit (e), reject (r), pause (p), take over (t)"
     )
@@ -148,6 +180,31 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--resume", metavar="SESSION",
                      help="continue a co-pilot session that was quit, interrupted or killed")
     tui.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings go")
+
+    mcp = sub.add_parser(
+        "mcp", help="serve terminals to an MCP client (Claude Code, Claude Desktop, ...); each is a recorded session",
+        description="A Model Context Protocol server (needs clive[mcp]). Its tools open terminals, run commands\n"
+        "(exit code, duration, complete output), press keys, type, look at the screen and the terminal's state,\n"
+        "wait, interrupt, resize and checkpoint the working directory in git. Every terminal is recorded under\n"
+        "--sessions (clive replay shows what the client did); the command guard and --deny apply, and password\n"
+        "prompts are never typed into. Stdio by default; --http serves streamable HTTP on 127.0.0.1 with a\n"
+        "bearer token.",
+        epilog="examples:\n"
+        "  claude mcp add clive -- clive mcp --sessions ~/clive-sessions\n"
+        "  clive mcp --http 8765                 # prints the URL and a fresh bearer token on stderr\n"
+        "  CLIVE_MCP_TOKEN=... clive mcp --http 8765 --host 0.0.0.0   # other machines too, same token\n"
+        "The server closes every terminal it opened when the client goes (stdin closes) or it is stopped.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mcp.add_argument("--http", type=_port, metavar="PORT",
+                     help="serve streamable HTTP at http://127.0.0.1:PORT/mcp instead of stdio (0: a free port)")
+    mcp.add_argument("--host", help="with --http: listen on this address instead of 127.0.0.1 (clients on "
+                     "other machines are then let in, still only with the token)")
+    mcp.add_argument("--token", help="with --http: the bearer token clients must send (default: "
+                     "$CLIVE_MCP_TOKEN, else a fresh one printed at start)")
+    mcp.add_argument("--deny", action="append", default=[], metavar="REGEX",
+                     help="refuse commands matching REGEX (adds to the built-in guard)")
+    mcp.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings go")
 
     sub.add_parser("demo", help="drive bash and vim in a real PTY and show what clive sees")
     return parser
@@ -216,6 +273,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             search=args.search,
             seed=args.seed,
         )
+        if args.serve is not None:
+            from clive.experiments.errors import BadInput
+            from clive.tui.serve import serve_run, without_serve
+
+            if args.tui:
+                raise BadInput("--tui and --serve both show the run: choose one")
+            return serve_run(without_serve(args.argv[args.argv.index("run") + 1:]), port=args.serve,
+                             keep_serving=False)
         if args.tui:
             from clive.experiments.runner import runs_in_parallel
 
@@ -273,6 +338,26 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print("\n".join(show_experiment(resolve_session(args.session, args.sessions), args.n)))
         return EXIT_OK
+    if args.command == "serve":
+        from clive.experiments.errors import BadInput
+        from clive.session import resolve_session
+        from clive.tui.serve import serve_run, serve_session
+
+        if (args.session is None) == (args.run is None):
+            raise BadInput("serve takes a SESSION, or --run PLAYBOOK [run options]")
+        if args.run is None:
+            return serve_session(resolve_session(args.session, args.sessions), args.host, args.port)
+        if not args.run:
+            raise BadInput("--run needs a playbook (or --resume SESSION)")
+        run_args = build_parser().parse_args(["run", *args.run])  # bad run options: said before anything starts
+        if run_args.tui or run_args.serve is not None:
+            raise BadInput("after --run come the run's own options, not --tui or --serve")
+        return serve_run(args.run, args.host, args.port)
+    if args.command == "mcp":
+        from clive.mcp.command import McpOptions, serve
+
+        return serve(McpOptions(sessions=args.sessions, http=args.http, host=args.host, token=args.token,
+                                deny=tuple(args.deny)))
     if args.command == "tui":
         from clive.experiments.runner import RunOptions, check_ssh_target
         from clive.tui.live import run_live

@@ -9,7 +9,7 @@ import clive
 
 PACKAGE = Path(clive.__file__).parent
 # Lowest first: a part may import the parts before it, never one after it.
-PARTS = ["safety", "terminal", "session", "agent", "experiments", "tui", "top"]
+PARTS = ["safety", "terminal", "session", "agent", "experiments", "mcp", "tui", "top"]
 TOP_MODULES = {"__init__.py", "__main__.py", "cli.py", "demo.py"}
 
 

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from clive.session import SessionError, SessionReader
 from clive.tui.replay import ReplayApp
@@ -23,12 +23,18 @@ LOG_TAIL = 20  # lines of the run's own output shown once the viewer closes
 STOP_WAIT = 120.0  # seconds for a stopped run to save and end
 
 
+class RunProcess(Protocol):
+    """The run being watched, as far as the viewer asks (a ``subprocess.Popen`` is one)."""
+
+    def poll(self) -> int | None: ...
+
+
 class WatchApp(ReplayApp):
     """The replay viewer on a run still going, told when its process ends."""
 
     start_at_first = False  # the newest cycle, as the live co-pilot opens
 
-    def __init__(self, reader: SessionReader, run: subprocess.Popen[str], **kwargs: Any) -> None:
+    def __init__(self, reader: SessionReader, run: RunProcess, **kwargs: Any) -> None:
         super().__init__(reader, follow=True, **kwargs)
         self.run_process = run
         self._ended_told = False
