@@ -204,3 +204,22 @@ def test_a_shell_inside_the_remote_shell_is_nested_once_more(server, tmp_path):
         assert term.nested is not None and term.nested.launcher == "ssh"
         assert term.run("(exit 4)").exit_code == 4
         assert term.run("exit").exit_code == 4 and term.nested is None
+
+
+@needs_sshd
+def test_ssh_typed_as_keys_at_the_prompt_is_entered_as_run_enters_it(server, tmp_path):
+    from clive.agent.actions import Keys, Run
+    from clive.agent.executor import Executor
+
+    with Terminal(cwd=tmp_path) as term:
+        executor = Executor(term, tmp_path)
+        entered = executor.execute(Keys(server.command() + "<Enter>"))
+        assert entered.ok and "entered the shell ssh started" in entered.text
+        assert executor.execute(Run("false")).exit_code == 1  # exact, over there
+        term.type("read -s -p 'Passphrase for the vault: ' x\r")
+        term.wait_text("Passphrase for the vault:", timeout=5)
+        refused = executor.execute(Keys("hunter22<Enter>"))  # the far side asks for a secret: the screen says so
+        assert refused.refused and "password" in refused.text
+        term.press("<C-c>")
+        term.wait_prompt(timeout=5)
+        assert executor.execute(Run("exit")).exit_code == 130
