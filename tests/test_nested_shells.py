@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 
@@ -217,7 +218,7 @@ def test_ssh_typed_as_keys_at_the_prompt_is_entered_as_run_enters_it(server, tmp
         assert entered.ok and "entered the shell ssh started" in entered.text
         assert executor.execute(Run("false")).exit_code == 1  # exact, over there
         term.type("read -s -p 'Passphrase for the vault: ' x\r")
-        term.wait_text("Passphrase for the vault:", timeout=5)
+        term.wait_text(re.compile(r"(?m)^Passphrase for the vault:"), timeout=5)  # the prompt, not the echo
         refused = executor.execute(Keys("hunter22<Enter>"))  # the far side asks for a secret: the screen says so
         assert refused.refused and "password" in refused.text
         term.press("<C-c>")
