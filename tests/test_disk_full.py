@@ -61,3 +61,28 @@ def test_no_space_left_stops_the_run_with_one_line(tmp_path, small_disk):
     rows = ResultsTable.__new__(ResultsTable)
     rows.path = session / "results.tsv"
     assert rows.rows()[0].description == "baseline"
+
+
+def test_a_full_disk_under_the_search_study_is_an_oserror_not_a_traceback(tmp_path, small_disk):
+    from clive.experiments.playbook import Move
+    from clive.experiments.search import Search
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.py").write_text("V = 1\n")
+    moves = [Move(name="v", file="params.py", pattern=r"^V = (\d+)", values=tuple(str(v) for v in range(2, 50)))]
+    search = Search(moves, work, small_disk / "search.db", name="s", direction="maximize", seed=1)
+    proposal = search.ask()
+    filler = small_disk / "filler"
+    with open(filler, "wb", buffering=0) as f:  # the rest of the disk, to the last block
+        try:
+            while True:
+                f.write(b"x" * 4096)
+        except OSError:
+            pass
+    with pytest.raises(OSError) as caught:
+        for _ in range(50):  # SQLite may still fit a page or two it holds free
+            search.tell(proposal.number, 1.0)
+            proposal = search.ask()
+    assert caught.value.filename == str(small_disk / "search.db")
+    assert "No space left on device" in str(caught.value)

@@ -12,14 +12,18 @@ The hill-climber of ``sweep`` stays as the ``greedy`` strategy; this module serv
 
 from __future__ import annotations
 
+import errno
+import functools
 import importlib.util
 import math
+import os
 import re
+import sqlite3
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from clive.experiments.playbook import STRATEGIES, Move
 from clive.experiments.results import ExperimentRow
@@ -158,6 +162,42 @@ def startup_trials(knobs: list[Knob]) -> int:
     return 10
 
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _storage_error(exc: BaseException, path: Path) -> OSError | None:
+    """The OSError a failure of the study's SQLite storage is (a full disk, above all), or None when
+    ``exc`` is something else. Optuna wraps SQLAlchemy's error, which wraps sqlite3's."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    if not any(isinstance(e, sqlite3.Error) or type(e).__module__.startswith(("sqlalchemy", "optuna.storages"))
+               or type(e).__name__ == "StorageInternalError" for e in chain):
+        return None
+    text = " ".join(str(e) for e in chain).lower()
+    if "full" in text or "no space" in text:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return OSError(errno.EIO, f"the search study failed: {' '.join(str(chain[-1]).split())[:200]}", str(path))
+
+
+def _on_disk(method: _Method) -> _Method:
+    """A method that writes the study: a storage failure comes out as the OSError it is, so the run
+    stops with one line (as for any file of the session) instead of SQLAlchemy's traceback."""
+
+    @functools.wraps(method)
+    def wrapper(self: Search, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            failure = _storage_error(exc, self.path)
+            if failure is None:
+                raise
+            raise failure from None
+
+    return wrapper  # type: ignore[return-value]
+
+
 class Search:
     """An Optuna study of one run: ask for distinct configurations, tell what they measured."""
 
@@ -190,6 +230,9 @@ class Search:
                 storage=storage, study_name=name, direction=direction, sampler=sampler, load_if_exists=True
             )
         except optuna.exceptions.OptunaError as exc:
+            failure = _storage_error(exc, path)
+            if failure is not None and failure.errno == errno.ENOSPC:
+                raise failure from None
             raise SearchError(f"the search study in {path} cannot be used: {exc}") from None
         if name not in existing:
             self.study.set_user_attr("space", {k.name: [list(k.choices), k.ordinal] for k in self.knobs})
@@ -228,6 +271,7 @@ class Search:
 
     # ---- the two halves of ask/tell -------------------------------------------------------
 
+    @_on_disk
     def ask(self, busy: Iterable[str] = (), best: dict[str, str] | None = None) -> Proposal | None:
         """A configuration neither measured nor in ``busy`` (keys of trials in flight), or None when
         there is none now (``exhausted`` says whether there will be none at all)."""
@@ -256,6 +300,7 @@ class Search:
         self.exhausted = not busy
         return None
 
+    @_on_disk
     def tell(self, number: int, metric: float | None) -> None:
         """What trial ``number`` measured (None: it crashed or could not be measured)."""
         optuna = _quiet_optuna()
@@ -271,6 +316,7 @@ class Search:
         except (ValueError, RuntimeError):
             pass  # finished already: the study holds its result
 
+    @_on_disk
     def add_baseline(self, values: dict[str, str], metric: float | None) -> None:
         """The baseline's configuration and metric, as the study's first known result."""
         optuna = _quiet_optuna()
@@ -283,6 +329,7 @@ class Search:
         )
         self.measured[key] = metric
 
+    @_on_disk
     def restore(self, rows: Iterable[ExperimentRow]) -> None:
         """On resume: tell trials whose rows were written before the kill; what was in flight without a
         row is asked again (the same configuration, a new trial)."""
