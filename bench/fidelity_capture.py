@@ -118,63 +118,63 @@ VTTEST_MENUS = {"1": 6, "2": 15, "3": 1, "8": 12}
 ANSWERS = {b"\x1b[0c": b"\x1b[?1;2c", b"\x1b[c": b"\x1b[?1;2c", b"\x1b[6n": b"\x1b[24;80R"}
 
 
-def capture_vttest(menu: str, screens: int, cwd: Path) -> list[bytes]:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "USER")}
-    env.update(TERM="xterm-256color", LANG="C.UTF-8")
-    child = pexpect.spawn("vttest", cwd=str(cwd), env=env, dimensions=(24, 80))
-    child.delaybeforesend = None
-    data = bytearray()
+class Captured:
+    """A program in a fresh PTY of the stream's size, and everything it has written so far. Nothing
+    answers its queries (as nothing does when the stream is replayed) but those in ``answers``."""
 
-    def drain(seconds: float) -> None:
+    def __init__(self, argv: list[str], cwd: Path, cols: int = 80, rows: int = 24,
+                 answers: dict[bytes, bytes] | None = None) -> None:
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "USER")}
+        env.update(TERM="xterm-256color", LANG="C.UTF-8", COLUMNS=str(cols), LINES=str(rows))
+        self.child = pexpect.spawn(argv[0], argv[1:], cwd=str(cwd), env=env, dimensions=(rows, cols))
+        self.child.delaybeforesend = None
+        self.data = bytearray()
+        self.answers = answers or {}
+
+    def drain(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             try:
-                chunk = child.read_nonblocking(65536, timeout=0.05)
+                chunk = self.child.read_nonblocking(65536, timeout=0.05)
             except pexpect.TIMEOUT:
                 continue
             except pexpect.EOF:
                 return
-            data.extend(chunk)
-            for query, answer in ANSWERS.items():
+            self.data.extend(chunk)
+            for query, answer in self.answers.items():
                 if query in chunk:
-                    child.send(answer)
+                    self.child.send(answer)
 
-    drain(1.0)
+    def send(self, keys: bytes | str) -> None:
+        self.child.send(keys)
+
+    def kill(self) -> bytes:
+        """Kill it (its exit sequences are not part of the stream); everything it wrote."""
+        self.child.kill(9)
+        self.child.close(force=True)
+        return bytes(self.data)
+
+
+def capture_vttest(menu: str, screens: int, cwd: Path) -> list[bytes]:
+    vttest = Captured(["vttest"], cwd, answers=ANSWERS)
+    vttest.drain(1.0)
     shots = []
     for key in [f"{menu}\r"] + ["\r"] * (screens - 1):
-        child.send(key)
-        drain(0.5)
-        shots.append(bytes(data))
-    child.kill(9)
-    child.close(force=True)
+        vttest.send(key)
+        vttest.drain(0.5)
+        shots.append(bytes(vttest.data))
+    vttest.kill()
     return shots
 
 
-def capture(argv: list[str], steps: list, cwd: Path, cols: int = 80, rows: int = 24) -> bytes:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "USER")}
-    env.update(TERM="xterm-256color", LANG="C.UTF-8", COLUMNS=str(cols), LINES=str(rows))
-    child = pexpect.spawn(argv[0], argv[1:], cwd=str(cwd), env=env, dimensions=(rows, cols))
-    child.delaybeforesend = None
-    data = bytearray()
-
-    def drain(seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            try:
-                data.extend(child.read_nonblocking(65536, timeout=0.05))
-            except pexpect.TIMEOUT:
-                continue
-            except pexpect.EOF:
-                return
-
+def capture(argv: list[str], steps: list, cwd: Path) -> bytes:
+    program = Captured(argv, cwd)
     for step in steps:
         if isinstance(step, bytes):
-            child.send(step)
+            program.send(step)
         else:
-            drain(step)
-    child.kill(9)
-    child.close(force=True)
-    return bytes(data)
+            program.drain(step)
+    return program.kill()
 
 
 def main(names: list[str]) -> int:

@@ -129,16 +129,20 @@ def test_secrets_reach_no_file_of_the_session(tmp_path, monkeypatch):
 def test_a_secret_split_anywhere_across_output_chunks_never_leaks(before, after, cuts):
     secret = "pw-abc-123456"  # a known value, not a shape redaction knows (that has a test of its own)
     text = f"{before}{secret}{after}{secret}{secret[:5]}!\n"
+    assert _cast_of(text, cuts, [secret]) == text.replace(secret, REDACTED)
+
+
+def _cast_of(text: str, cuts: list[int], secrets: list[str]) -> str:
+    """The output a recording keeps of ``text`` read in pieces cut at ``cuts``."""
     data = text.encode()
     with tempfile.TemporaryDirectory() as tmp:
-        rec = Recorder.create(tmp, {}, 80, 24, secrets=[secret])
+        rec = Recorder.create(tmp, {}, 80, 24, secrets=secrets)
         bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
         for a, b in zip(bounds, bounds[1:], strict=False):
             rec.on_output(data[a:b])
         rec.close("done")
         cast = (rec.path / "terminal.cast").read_text().splitlines()[1:]
-        written = "".join(json.loads(line)[2] for line in cast)
-    assert written == text.replace(secret, REDACTED)
+        return "".join(json.loads(line)[2] for line in cast)
 
 
 _KEY_LINES = ["b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW",
@@ -156,15 +160,7 @@ def test_keys_and_tokens_recognised_by_shape_never_leak_however_output_is_cut(be
     end = "" if cut_short else "-----END OPENSSH PRIVATE KEY-----\r\n"
     text = (f"{before}-----BEGIN OPENSSH PRIVATE KEY-----\r\n" + "\r\n".join(_KEY_LINES) + "\r\n" + end
             + f"$ echo GITHUB={_TOKEN} done\r\n$ ")
-    data = text.encode()
-    with tempfile.TemporaryDirectory() as tmp:
-        rec = Recorder.create(tmp, {}, 80, 24, secrets=[])
-        bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
-        for a, b in zip(bounds, bounds[1:], strict=False):
-            rec.on_output(data[a:b])
-        rec.close("done")
-        cast = (rec.path / "terminal.cast").read_text().splitlines()[1:]
-        written = "".join(json.loads(line)[2] for line in cast)
+    written = _cast_of(text, cuts, [])
     for secret in [*_KEY_LINES, _TOKEN]:
         assert secret not in written
         assert secret[:10] not in written  # not even in part
