@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--run", nargs=argparse.REMAINDER, metavar="PLAYBOOK [RUN OPTIONS]",
                        help="start `clive run PLAYBOOK [RUN OPTIONS]` headless and serve it live; the "
                        "session stays served after the run ends, until Ctrl-C")
+    serve.add_argument("--tui", nargs=argparse.REMAINDER, metavar="[PLAYBOOK] [TUI OPTIONS]",
+                       help="the co-pilot (`clive tui [PLAYBOOK] [TUI OPTIONS]`): each browser that opens the "
+                       "address starts a co-pilot session of its own, with a shell you drive from the page")
     serve.add_argument("--port", type=_port, help="the port (default 8000; 0 picks a free one)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="the address to listen on (default 127.0.0.1); any other needs the token the "
@@ -341,8 +344,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from clive.experiments.errors import BadInput
         from clive.session import resolve_session
-        from clive.tui.serve import serve_run, serve_session
+        from clive.tui.serve import serve_copilot, serve_run, serve_session
 
+        if args.tui is not None:
+            if args.session is not None or args.run is not None:
+                raise BadInput("serve takes one of SESSION, --run PLAYBOOK or --tui [PLAYBOOK]")
+            tui_args = build_parser().parse_args(["tui", *args.tui])  # bad co-pilot options: said first
+            if tui_args.playbook is not None:
+                from clive.experiments.playbook import load_playbook
+
+                load_playbook(tui_args.playbook, workdir=tui_args.workdir)  # a bad playbook: said now, once
+            return serve_copilot(args.tui, args.host, args.port)
         if (args.session is None) == (args.run is None):
             raise BadInput("serve takes a SESSION, or --run PLAYBOOK [run options]")
         if args.run is None:

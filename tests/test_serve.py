@@ -271,6 +271,22 @@ def test_a_run_served_with_run_serve_is_watched_live_and_ends_with_the_run(tmp_p
     assert browser.left_the_machine() == []
 
 
+def test_the_co_pilot_in_the_browser_drives_a_shell_and_records_it(tmp_path, browser):
+    sessions = tmp_path / "copilot-sessions"
+    with _serving("serve", "--port", "0", "--tui", "--sessions", str(sessions), cwd=tmp_path) as (_, url, said):
+        browser.open(url)
+        browser.wait_text(r"session \d{8}-\d{6}-\w{4}.*human")  # the free-hand co-pilot's first screen
+        browser.press("t")  # take over the keyboard
+        time.sleep(0.5)
+        browser.press("echo hello-from-the-browser\n")
+        browser.wait_text(r"┃hello-from-the-browser\s*┃")  # the command's output on a row of its own
+        browser.press("\x1d")  # Ctrl-]: hand the keyboard back
+    assert any("each browser gets a session of its own" in line for line in said)
+    (session,) = sessions.iterdir()
+    assert b"hello-from-the-browser" in (session / "terminal.cast").read_bytes()
+    assert browser.left_the_machine() == []
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -283,6 +299,8 @@ def test_a_run_served_with_run_serve_is_watched_live_and_ends_with_the_run(tmp_p
         (["serve", "--port", "0", "--run", "x.md", "--serve", "0"], "not --tui or --serve"),
         (["run", "x.md", "--serve", "0", "--tui"], "--tui and --serve both show the run: choose one"),
         (["serve", str(DATA), "--host", "no-such-host.invalid"], "cannot listen on no-such-host.invalid"),
+        (["serve", "--port", "0", "--tui", "missing.md"], "missing.md:1: file: no such file"),
+        (["serve", str(DATA), "--tui"], "serve takes one of SESSION, --run PLAYBOOK or --tui"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_makes_nothing(tmp_path, args, message):

@@ -214,6 +214,21 @@ def serve_session(session_dir: Path, host: str = DEFAULT_HOST, port: int | None 
     return 0
 
 
+def serve_copilot(tui_argv: list[str], host: str = DEFAULT_HOST, port: int | None = None,
+                  say: Callable[[str], None] | None = None) -> int:
+    """``clive serve --tui``: the co-pilot in a browser, until Ctrl-C. Each connection runs ``clive tui
+    TUI_ARGV`` of its own (a session each, recorded as in a terminal): whoever opens the address
+    drives a shell as the user clive runs as, so it is 127.0.0.1 only unless --host says otherwise,
+    and then the address carries a token."""
+    say = say or _stderr
+    require_textual_serve()
+    listener = open_listener(host, port)
+    with listener.sock:
+        say(f"clive: the co-pilot at {listener.url} (each browser gets a session of its own; Ctrl-C stops)")
+        serve(listener, shlex.join([sys.executable, "-m", "clive", "tui", *tui_argv]), "clive · co-pilot")
+    return 0
+
+
 def serve_run(run_argv: list[str], host: str = DEFAULT_HOST, port: int | None = None, *,
               keep_serving: bool = True, say: Callable[[str], None] | None = None) -> int:
     """Start ``clive run RUN_ARGV`` headless and serve its session live; returns the run's exit code.
