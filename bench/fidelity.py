@@ -38,7 +38,6 @@ _SGR = re.compile(r"\x1b\[([0-9;:]*)m")
 # tmux keeps "_" under SO (its table lacks it); xterm draws it blank.
 _DEC = dict(zip("_`abcdefghijklmnopqrstuvwxyz{|}~", "\xa0◆▒␉␌␍␊°±␤␋┘┐┌└┼⎺⎻─⎼⎽├┤┴┬│≤≥π≠£·", strict=True))
 Cell = tuple[str, tuple[Any, ...]]  # text, (fg, bg, bold, italics, underscore, reverse)
-_PLAIN = ("default", "default", False, False, False, False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,12 +189,11 @@ def differences(ours: View, theirs: View, *, styles: bool = True) -> list[str]:
             # Only where capture-pane reports a cell: it leaves out blanks erased with a background
             # colour (ESC [ K after ESC [ 44 m), which tmux shows coloured but does not print.
             for x in sorted(set(a) & set(b)):
-                sa = a.get(x, (" ", _PLAIN))[1]
-                sb = b.get(x, (" ", _PLAIN))[1]
-                if a.get(x, (" ",))[0] == " " and b.get(x, (" ",))[0] == " ":
+                (ca, sa), (cb, sb) = a[x], b[x]
+                if ca == cb == " ":
                     sa, sb = sa[1:2] + sa[5:], sb[1:2] + sb[5:]  # a blank shows only its background
                 if sa != sb:
-                    found.append(f"row {y} col {x} {a.get(x, (' ',))[0]!r}: clive {sa} / tmux {sb}")
+                    found.append(f"row {y} col {x} {ca!r}: clive {sa} / tmux {sb}")
                     break
     if ours.cursor != theirs.cursor:
         found.append(f"cursor: clive {ours.cursor} / tmux {theirs.cursor}")
@@ -231,14 +229,17 @@ if __name__ == "__main__":
             print("   ", d)
 
 
-def probe(data: bytes, cols: int = 80, rows: int = 24) -> list[str]:
-    """One stream's differences, for trying a sequence by hand: ``probe(b"x" * 80 + b"\\x1b[AY")``."""
+def probe(data: bytes, cols: int = 80, rows: int = 24, replay: TmuxReplay | None = None) -> list[str]:
+    """One stream's differences, for trying a sequence by hand: ``probe(b"x" * 80 + b"\\x1b[AY")``
+    (on ``replay``'s tmux server, else on one of its own)."""
     with tempfile.NamedTemporaryFile(suffix=f".{cols}x{rows}.bin", delete=False) as f:
         f.write(data)
     stream = Stream("probe", cols, rows, Path(f.name))
-    replay = TmuxReplay()
+    own = replay is None
+    replay = replay or TmuxReplay()
     try:
         return differences(clive_view(stream), replay.view(stream))
     finally:
-        replay.close()
+        if own:
+            replay.close()
         os.unlink(f.name)

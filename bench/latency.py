@@ -27,18 +27,18 @@ TARGET_MS = 3.0
 TARGET_SPEEDUP = 3.0
 
 
-def clive_rounds(rounds: int) -> list[float]:
-    """Seconds per ``run(":")``."""
+def clive_rounds(rounds: int, command: str = ":") -> list[float]:
+    """Seconds per ``run(command)``."""
     with tempfile.TemporaryDirectory(prefix="clive-latency-") as tmp, Terminal(cols=80, rows=24, cwd=tmp) as term:
         for _ in range(10):
-            term.run(":")
+            term.run(command)
         times = []
         for _ in range(rounds):
             started = time.perf_counter()
-            result = term.run(":")
+            result = term.run(command)
             times.append(time.perf_counter() - started)
             if result.exit_code != 0:
-                raise RuntimeError(f"clive: ':' exited {result.exit_code}")
+                raise RuntimeError(f"clive: {command!r} exited {result.exit_code}")
         return times
 
 

@@ -21,27 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.latency import tmux_rounds
-from clive.terminal import Terminal
+from bench.latency import _p95, clive_rounds, tmux_rounds
 
 TARGET_MS = 2.0
 TARGET_RATIO = 5.0  # at most this many times the in-process run()
 WARMUP = 20
-
-
-def in_process_rounds(rounds: int) -> list[float]:
-    """Seconds per ``Terminal.run("true")``."""
-    with tempfile.TemporaryDirectory(prefix="clive-bench-mcp-") as tmp, Terminal(cols=120, rows=32, cwd=tmp) as term:
-        for _ in range(WARMUP):
-            term.run("true")
-        times = []
-        for _ in range(rounds):
-            started = time.perf_counter()
-            result = term.run("true")
-            times.append(time.perf_counter() - started)
-            if result.exit_code != 0:
-                raise RuntimeError(f"in-process: true exited {result.exit_code}")
-        return times
 
 
 def mcp_rounds(rounds: int) -> list[float]:
@@ -73,13 +57,9 @@ def mcp_rounds(rounds: int) -> list[float]:
         return anyio.run(measure, tmp)
 
 
-def _p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20, method="inclusive")[-1]
-
-
 def run(quick: bool) -> list[dict[str, Any]]:
     rounds = 50 if quick else 200
-    inside = in_process_rounds(rounds)
+    inside = clive_rounds(rounds, "true")  # what the run tool does inside the server
     served = mcp_rounds(rounds)
     tmux = tmux_rounds(rounds) if shutil.which("tmux") else None
     m, i = statistics.median(served) * 1000, statistics.median(inside) * 1000

@@ -71,8 +71,8 @@ def test_the_one_known_difference_is_where_clive_follows_the_vt100(tmux):
         b"a\x1b*Bb\x1b+0c\x1b(0lqk\x1b(B",  # G2/G3 designation swallowed; DEC graphics as xterm
     ],
 )
-def test_sequences_pyte_got_wrong_draw_as_in_tmux(data):
-    assert probe(data) == []
+def test_sequences_pyte_got_wrong_draw_as_in_tmux(tmux, data):
+    assert probe(data, replay=tmux) == []
 
 
 def test_streams_live_in_the_data_folder():

@@ -25,7 +25,6 @@ from clive.safety.guard import CommandGuard
 from clive.terminal import Terminal, TerminalError, TerminalTimeout
 from clive.terminal.keys import UnknownKey, parse_keys
 from clive.terminal.nesting import nested_shell
-from clive.terminal.termstate import Activity
 
 OUTPUT_EXCERPT = 4000  # characters of command output kept in an outcome (head and tail)
 READ_LIMIT = 60_000  # characters a read_file returns at most
@@ -170,7 +169,7 @@ class Executor:
         if line and "\r" not in line and nested_shell(line) is not None and self.terminal.at_prompt:
             # `ssh host` typed at the prompt: entered as run() enters it, so that shell gets the markers.
             return self._run(Run(line, timeout=max(action.wait.timeout, 30.0)))
-        if self.terminal.echo_off_canonical() or self.terminal.state().activity == Activity.WAITING_SECRET:
+        if self.terminal.asks_for_secret():
             # A password prompt (here, or on the far side of ssh as the screen shows it): clive never
             # types a secret it would have to make up or record.
             return Outcome(

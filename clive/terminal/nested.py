@@ -51,6 +51,7 @@ class NestedShells:
         def state(self) -> termstate.TerminalState: ...
         def snapshot(self, *, with_style: bool = False) -> Snapshot: ...
         def wait_prompt(self, timeout: float = 30.0) -> None: ...
+        def echo_off_canonical(self) -> bool: ...
         def wait_idle(self, quiet_ms: int = 300, timeout: float = 10.0) -> Snapshot: ...
 
     @property
@@ -186,6 +187,11 @@ class NestedShells:
         lines = render_output(raw.decode("utf-8", errors="replace")).split("\n")
         output = "\n".join(lines[1:-1])  # without the echoed command and the next prompt
         return CommandResult(command, -1, output, time.monotonic() - started, dropped > 0, completion=SCREEN_RULE)
+
+    def asks_for_secret(self) -> bool:
+        """Whether the program in front waits for a password: echo off here (the kernel says so), or a
+        password prompt on the far side of ssh or a container (the screen says so)."""
+        return self.echo_off_canonical() or self._remote_secret_asked()
 
     def _remote_secret_asked(self) -> bool:
         """Whether the other side of a remote shell (ssh, docker) shows a password prompt: there the

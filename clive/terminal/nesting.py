@@ -34,8 +34,14 @@ class NestedShell:
     since: int  # the terminal's prompt count when it started
 
 
+_STARTS = {"ssh", "mosh", "su", "sudo", "docker", "podman", "kubectl", "lxc", "incus", "exec", "command", *SHELLS}
+
+
 def nested_shell(command: str) -> str | None:
     """The program that ``command`` runs when it starts an interactive shell, else None."""
+    first = command.split(None, 1)[0] if command.strip() else ""
+    if "=" not in first and os.path.basename(first.strip("'\"")) not in _STARTS:
+        return None  # most commands: no need to parse the line (run() asks for every command)
     try:
         words = shlex.split(command)
     except ValueError:

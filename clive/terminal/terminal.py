@@ -299,7 +299,7 @@ class Terminal(NestedShells, Repairs):
         if self._closed or self._eof:
             raise TerminalError(self._gone_message())
         data = text.encode("utf-8")
-        secret = self.echo_off_canonical() or self._remote_secret_asked()
+        secret = self.asks_for_secret()
         with self._cond:
             if any(c in text for c in "\r\n\x03\x04"):
                 self._markers.line_sent()
