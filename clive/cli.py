@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--sessions", type=Path, default=Path("sessions"), help="where recordings are")
 
     serve = sub.add_parser(
-        "serve", help="the viewer in a browser: a recorded session, or a run watched live",
+        "serve", help="the viewer in a browser: a recorded session, a run watched live, or the co-pilot",
         description="Serve the viewer to a web browser (needs clive[serve]): each browser that opens the "
         "printed address gets its own viewer. On 127.0.0.1 (the default) no token is needed; with --host "
         "the address carries one, and requests without it are refused.",
