@@ -30,6 +30,8 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from sshd import SSHD, SSHServer
+
 from clive.mcp.auth import BearerGuard
 from clive.mcp.tools import as_notation
 from clive.session import SessionReader, format_timeline
@@ -210,6 +212,25 @@ BAD_CALLS = [
     ("look", {"terminal": "TERM", "colour": True}, "unknown argument 'colour'"),
     ("no_such_tool", {}, "unknown tool"),
 ]
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
+    if SSHD is None:
+        pytest.skip("sshd is not installed (openssh-server; .ci/run installs it)")
+    server = SSHServer(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.close()
+
+
+def test_run_enters_ssh_and_keeps_exact_exit_codes_there(mcp, term, sshd):
+    entered = mcp.ok("run", terminal=term, command=sshd.command(), timeout=30)
+    assert entered["entered"] == "ssh" and entered["exit_code"] is None
+    assert [mcp.ok("run", terminal=term, command=c)["exit_code"] for c in ("true", "false", "(exit 7)")] == [0, 1, 7]
+    assert mcp.ok("run", terminal=term, command="echo $SSH_CONNECTION")["output"].startswith("127.0.0.1 ")
+    assert "in the shell ssh started" in mcp.ok("look", terminal=term)["state"]["description"]
+    assert mcp.ok("run", terminal=term, command="exit")["exit_code"] == 0
+    assert mcp.ok("run", terminal=term, command="echo ${SSH_CONNECTION:-local}")["output"] == "local"
 
 
 @pytest.mark.parametrize(("tool", "arguments", "says"), BAD_CALLS, ids=[c[2] for c in BAD_CALLS])

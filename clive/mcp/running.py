@@ -21,6 +21,7 @@ from clive.mcp.errors import ToolFailure
 from clive.mcp.registry import Opened, PendingRun
 from clive.mcp.replies import NOTHING, Reply, failed, state_data, view
 from clive.terminal import CommandResult, TerminalError, TerminalTimeout
+from clive.terminal.nesting import nested_shell
 from clive.terminal.terminal import PROMPT_GRACE, PROMPT_POLL
 from clive.terminal.termstate import WAITING_FOR_INPUT, Activity
 
@@ -113,11 +114,15 @@ def start(call: RunCall, watchers: Executor, alarms: Alarms) -> None:
     should it not end within FIRST_WAIT."""
     term = call.opened.terminal
     action = {"type": "run", "command": call.command, "timeout": call.timeout}
-    run = call.opened.runner.submit(term.run, call.command, RUN_LIMIT)
+    # A command that starts a shell (ssh, su, a container's) waits for keys while it logs in: run() enters
+    # it and answers once its prompt has markers, or refuses (a password prompt), within the timeout.
+    entering = nested_shell(call.command) is not None
+    run = call.opened.runner.submit(term.run, call.command, call.timeout if entering else RUN_LIMIT)
     call.run = run
     run.add_done_callback(lambda f: _record(call.opened, action, f))
     run.add_done_callback(lambda f: call.answer(lambda: finished(call.opened, call.number, f)))
-    alarms.after(min(FIRST_WAIT, call.timeout), lambda: watchers.submit(_watch, call), lambda: not run.done())
+    if not entering:
+        alarms.after(min(FIRST_WAIT, call.timeout), lambda: watchers.submit(_watch, call), lambda: not run.done())
 
 
 def start_after_prompt(call: RunCall, watchers: Executor, alarms: Alarms) -> None:
