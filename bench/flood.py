@@ -11,7 +11,9 @@ typing the command to the screen showing a marker printed after the file:
 * raw PTY: pexpect spawns ``cat FILE`` and reads to EOF without rendering anything, timed from the
   moment cat runs.
 
-Also: 1 MB of CJK log lines (two-cell characters), Ctrl-C on a 50 MB flood (seconds until the prompt
+Also: 1 MB (and 10 MB) of CJK log lines (two-cell characters) and of log lines with emoji and accents
+(clusters: skin tones, ZWJ sequences, flags, combining marks), against tmux and a raw read; Ctrl-C on a
+50 MB flood (seconds until the prompt
 is back), the peak RSS of a fresh process showing one coloured flood of each size (bounded: no
 growth with the size), and the peak RSS of this process.
 
@@ -113,6 +115,30 @@ def make_cjk_file(path: Path, size: int, seed: int = 7) -> str:
     with path.open("w", encoding="utf-8") as f:
         while written < size:
             line = f"{n:08d} INFO " + "".join(rng.choice(words) for _ in range(rng.randint(3, 30))) + "\n"
+            f.write(line)
+            written += len(line.encode())
+            n += 1
+        last = f"END OF FLOOD {n} lines"
+        f.write(last + "\n")
+    return last
+
+
+def make_emoji_file(path: Path, size: int, seed: int = 7) -> str:
+    """Write about ``size`` bytes of log lines, each with emoji and accents among its words: two-cell
+    characters beyond the BMP, skin tones, ZWJ sequences, flags, variation selectors and combining
+    marks (clusters a terminal keeps in one cell); returns the last line."""
+    rng = random.Random(seed)
+    words = ["step", "loss", "batch", "kernel", "cache", "sync", "grad", "warn"]
+    marks = ["✅", "🚀", "🔥", "👍🏽", "👨\u200d👩\u200d👧", "🇫🇷", "❤\ufe0f", "⚠\ufe0f", "🧪",
+             "cafe\u0301", "nai\u0308ve", "e\u0301\u0323"]  # fmt: skip
+    written = 0
+    n = 0
+    with path.open("w", encoding="utf-8") as f:
+        while written < size:
+            parts = [f"{n:08d} INFO"]
+            for _ in range(rng.randint(3, 14)):
+                parts.append(rng.choice(words) if rng.random() < 0.7 else rng.choice(marks))
+            line = " ".join(parts) + "\n"
             f.write(line)
             written += len(line.encode())
             n += 1
@@ -277,20 +303,33 @@ def run(quick: bool) -> list[dict[str, Any]]:
             last = make_file(small, pyte_size, variant == "coloured")
             pyte_rate[variant] = _rate(small, [clive_flood(small, last, stream="pyte")[0]])
             print(f"flood: plain pyte, {variant}: {pyte_rate[variant]:.2f} MB/s", file=sys.stderr, flush=True)
-        # Two-cell characters: the issue sets no target for them, and tmux is slower with them too.
-        cjk = work / "cjk.txt"
-        last = make_cjk_file(cjk, MB)
-        seconds, cjk_shown = clive_flood(cjk, last)
-        cjk_clive = _rate(cjk, [seconds])
-        cjk_pyte = _rate(cjk, [clive_flood(cjk, last, stream="pyte")[0]])
-        cjk_tmux = _rate(cjk, [tmux_flood(tmux, cjk, last)[0]])
-        print(f"flood: 1 MB of CJK lines: clive {cjk_clive:.2f}, plain pyte {cjk_pyte:.2f}, tmux {cjk_tmux:.1f} MB/s",
-              file=sys.stderr)  # fmt: skip
-        rows += [
-            _row("flood 1 MB of CJK log lines (two-cell characters): clive vs tmux"
-                 + ("" if cjk_shown else " (last line NOT on screen)"), cjk_clive, cjk_tmux, "MB/s", "-", None),
-            _row("flood 1 MB of CJK log lines: clive vs plain pyte", cjk_clive, cjk_pyte, "MB/s", "-", None),
-        ]  # fmt: skip
+        # Two-cell characters (CJK), and emoji and accents (clusters): against a raw read and tmux.
+        # The first flood of emoji in a process also makes the width table of every plane (about 70 ms).
+        wide_sizes = [MB] if quick else [MB, 10 * MB]
+        for name, make, figure in (
+            ("CJK", make_cjk_file, "CJK log lines (two-cell characters)"),
+            ("emoji", make_emoji_file, "log lines with emoji and accents (clusters)"),
+        ):
+            for size in wide_sizes:
+                path = work / f"{name}-{size // MB}.txt"
+                last = make(path, size)
+                clive, tmux_rate, raw, shown = _compare(path, last, tmux, repeats)
+                pyte_wide = _rate(path, [clive_flood(path, last, stream="pyte")[0]]) if size == MB else None
+                path.unlink()
+                label = f"flood {size // MB} MB of {figure}"
+                pyte_note = "" if pyte_wide is None else f", plain pyte {pyte_wide:.2f}"
+                print(f"flood: {label}: clive {clive:.1f}, tmux {tmux_rate:.1f}, raw {raw:.1f}{pyte_note} MB/s",
+                      file=sys.stderr)  # fmt: skip
+                note = "" if shown else " (last line NOT on screen)"
+                target_tmux = ">= 1x tmux" if name == "emoji" else "-"
+                rows += [
+                    _row(f"{label}: clive vs tmux{note}", clive, tmux_rate, "MB/s", target_tmux,
+                         shown and clive >= tmux_rate if name == "emoji" else None),
+                    _row(f"{label}: clive vs raw PTY read", clive, raw, "MB/s", ">= 0.5x raw" if name == "CJK" else "-",
+                         shown and clive >= 0.5 * raw if name == "CJK" else None),
+                ]  # fmt: skip
+                if pyte_wide is not None:
+                    rows.append(_row(f"{label}: clive vs plain pyte", clive, pyte_wide, "MB/s", "-", None))
         for size in sizes:
             for variant in ("plain", "coloured"):
                 path = work / f"{variant}-{size // MB}.txt"

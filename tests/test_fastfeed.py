@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clive.terminal import Terminal, fastcheck, reading
+from clive.terminal import Terminal, clusters, fastcheck, reading
 from clive.terminal.fastfeed import CheckedText, FastStream
 from clive.terminal.fastrows import _apply_sgr
 from clive.terminal.parser import TerminalStream
@@ -67,6 +67,14 @@ wide = st.sampled_from(["中", "文", "😀", "🎉", "\u3000", "ｱ"]).map(str.
 _cjk_piece = st.sampled_from(["中", "文", "漢字", "ｱ", "x", "中a", "\u3000", "日本語テキスト"])
 cjk = st.lists(_cjk_piece, min_size=1, max_size=50).map(lambda ps: "".join(ps).encode())
 combining = st.sampled_from(["e\u0301", "\u0301", "a\u0308\u0304", "\u0327"]).map(str.encode)
+# Text with clusters, as the fast paths take it: letters with accents, emoji with skin tones, ZWJ
+# sequences, flags (three indicators: a pair and a lone one), a variation selector beyond the BMP, a
+# one-cell character beyond the BMP, and a joiner on a two-cell letter.
+_cluster_piece = st.sampled_from(
+    ["cafe\u0301", "a\u0308\u0304", "👍🏽", "👨\u200d👩\u200d👧", "🇫🇷🇩", "🇩🇪", "❤\ufe0f", "\U0001d400",
+     "😀", "x\U000e0100", "中\u200d文", "a\u200d\u200db", "🏳\ufe0f\u200d🌈", " ", "ab", "中"]
+)  # fmt: skip
+clustered = st.lists(_cluster_piece, min_size=1, max_size=20).map(lambda ps: "".join(ps).encode())
 invalid = st.sampled_from([b"\xff", b"\xc3", b"\xe4\xb8", b"\x80", b"\xed\xa0\x80", b"\xf0\x9f"])
 line_ends = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\r", b"\n", b"\t", b"\x08", b"\x08\x08"])
 moves = st.one_of(
@@ -145,6 +153,7 @@ def _flood_line(cols: int) -> st.SearchStrategy[bytes]:
         st.just(b"\t"),
         narrow,
         cjk,
+        clustered,
         st.integers(0, 3 * cols).map(lambda n: b"w" * n),
         st.sampled_from([b"\r", b"\x08", b"  "]),
     )
@@ -160,7 +169,7 @@ def _flood(cols: int) -> st.SearchStrategy[bytes]:
 def _clean_flood(cols: int, tabs: bool) -> st.SearchStrategy[bytes]:
     """Many lines of only text and SGR, each ended by CR LF (as the PTY makes of a program's LF): what
     FastStream takes in bulk, skipping the lines that scroll out of the history."""
-    pieces = [words, sgr, sgr, narrow, cjk, st.integers(0, 3 * cols).map(lambda n: b"w" * n)]
+    pieces = [words, sgr, sgr, narrow, cjk, clustered, st.integers(0, 3 * cols).map(lambda n: b"w" * n)]
     if tabs:
         pieces.append(st.just(b"\t"))
     line = st.lists(st.one_of(*pieces), max_size=5).map(lambda ps: b"".join(ps) + b"\r\n")
@@ -398,6 +407,8 @@ _texts = st.one_of(
     st.text(alphabet="\x1b[;0123456789m\r\n\t\x08 ab\x7f\x00\x9b中é", max_size=300),
     # One-cell text beyond Latin-1 (check_text's UCS2 pass), with what stops it: combining, two-cell.
     st.text(alphabet="\x1b[;1m\r\n\t\x08 a✓─é\u0301中", max_size=300),
+    # Clusters, and what breaks them: a joiner or a mark after a control, an SGR inside one.
+    st.text(alphabet="\x1b[;1m\r\n\t\x08 a中\u0301\u200d\ufe0f😀🇫🇷\U0001d400\U000e0100", max_size=300),
 )
 
 
@@ -406,16 +417,21 @@ _texts = st.one_of(
 @given(text=_texts, columns=st.integers(1, 100))
 def test_the_c_checks_answer_as_the_python_ones(text: str, columns: int) -> None:
     speedups = fastcheck._speedups
+    tables = [fastcheck._WIDTHS, fastcheck.all_widths()]
     assert speedups is not None
     with checks_in("python"):
         want = fastcheck._checked_slice(text, columns)
     assert fastcheck._checked_slice(text, columns) == want
     if text.isascii():
-        found = speedups.check_ascii(text, columns)
+        found = [speedups.check_ascii(text, columns)]
     else:
-        found = speedups.check_text(text, columns, fastcheck._WIDTHS)
-    if found is not NotImplemented:  # check_text leaves two-cell characters to the Python checks
-        assert found == (None if want is None else (*want[:3], *want[3]))
+        # With the BMP's widths (as at first), and every plane's; the clusters seen have their tokens now.
+        found = [speedups.check_text(text, columns, table, clusters.TOKENS) for table in tables]
+    for answer in found:
+        # NotImplemented: the Python checks answer (beyond the table, a new cluster, a line with a
+        # two-cell character and an LF of its own).
+        if answer is not NotImplemented:
+            assert answer == (None if want is None else (*want[:3], *want[3]))
     # Every ESC the regex leaves starts no SGR, and makes the C version give up.
     plain = fastcheck.SGR.sub("", text)
     assert speedups.strip_sgr(text) == (None if "\x1b" in plain else plain)
@@ -603,6 +619,101 @@ def test_a_cjk_flood_matches_pyte_in_any_chunks(cols: int) -> None:
         size = rng.choice([1, 2, 3, 100, 4096])
         fast.feed(data[pos : pos + size])
         pos += size
+    assert_same(reference, fast)
+
+
+def cluster_flood(size: int, seed: int) -> bytes:
+    """Log lines with emoji and accents among their words, coloured here and there, many wider than the
+    screen: clusters meet the last column, the screen's start and the ends of chunks."""
+    rng = random.Random(seed)
+    words = ["step", "x", " ", "中", "😀", "👍🏽", "👨\u200d👩\u200d👧", "🇫🇷", "🇩🇪🇫", "❤\ufe0f", "cafe\u0301", "a\u0308\u0304",
+             "\U0001d400", "\x1b[31m🔥\x1b[0m", "\x1b[1me\u0301\x1b[22m", "🏳\ufe0f\u200d🌈"]  # fmt: skip
+    out = []
+    total = 0
+    while total < size:
+        line = " ".join(rng.choice(words) for _ in range(rng.randint(0, 40)))
+        data = f"{line}\r\n".encode()
+        out.append(data)
+        total += len(data)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("checks", ["c", "python"])
+@pytest.mark.parametrize("cols", [80, 79, 7, 2, 1])
+def test_a_flood_of_emoji_and_accents_matches_pyte_in_any_chunks(cols: int, checks: str) -> None:
+    data = cluster_flood(60_000, seed=cols) + "末行 🇫🇷\r\n\x1b[1m👍🏽 $ ".encode()
+    reference = Fed(cols, 24, 300, TerminalStream)
+    reference.feed(data)
+    rng = random.Random(cols)
+    with checks_in(checks):
+        for chunks in ([data], [data[i : i + 5000] for i in range(0, len(data), 5000)]):
+            fast = Fed(cols, 24, 300, FastStream)
+            for chunk in chunks:
+                fast.feed(chunk)
+            assert fast.screen.text_lines() == reference.screen.text_lines()
+            assert_same(reference, fast)
+        fast = Fed(cols, 24, 300, FastStream)
+        pos = 0
+        while pos < len(data):
+            size = rng.choice([1, 2, 3, 100, 4096])
+            fast.feed(data[pos : pos + size])
+            pos += size
+        assert_same(reference, fast)
+
+
+def test_the_c_checks_take_clusters_once_they_have_tokens() -> None:
+    # The Python checks give a cluster its token the first time; from then on the C pass takes text
+    # with it itself (a flood of emoji is not left to Python).
+    text = "step 👨\u200d👩\u200d👧 cafe\u0301 🇫🇷 \x1b[1m❤\ufe0f\x1b[0m\r\n" * 3
+    with checks_in("python"):
+        want = fastcheck._checked_slice(text, 80)
+    assert want is not None
+    found = fastcheck._speedups.check_text(text, 80, fastcheck.all_widths(), clusters.TOKENS)
+    assert found == (*want[:3], *want[3])
+    assert "\u200d" not in found[0] and "\u0301" not in found[0]  # each cluster is one token
+
+
+@pytest.mark.parametrize("checks", ["c", "python"])
+def test_a_regional_indicator_first_in_a_chunk_pairs_with_the_one_on_screen(checks: str) -> None:
+    reference, fast = Fed(10, 3, 0, TerminalStream), Fed(10, 3, 0, FastStream)
+    with checks_in(checks):
+        for fed in (reference, fast):
+            fed.feed("\r\n\r\nab🇫".encode())  # on the bottom row, where the lazy path takes lines
+            fed.feed("🇷 x".encode())
+    assert_same(reference, fast)
+    assert fast.screen.cursor.x == 6
+    assert fast.screen.buffer[2][2].data == "🇫🇷"
+
+
+@pytest.mark.parametrize("checks", ["c", "python"])
+def test_a_zero_width_character_first_in_a_chunk_joins_the_cell_before(checks: str) -> None:
+    reference, fast = Fed(10, 3, 0, TerminalStream), Fed(10, 3, 0, FastStream)
+    with checks_in(checks):
+        for fed in (reference, fast):
+            fed.feed(b"\r\n\r\ncafe")
+            fed.feed("\u0301 ok\r\n".encode())
+    assert_same(reference, fast)
+    assert fast.screen.buffer[1][3].data == "é"
+
+
+def test_clusters_past_the_tokens_there_are_go_the_slow_way_and_stay_exact(monkeypatch: Any) -> None:
+    monkeypatch.setattr(clusters, "CAPACITY", len(clusters.TEXT))  # no token left for a new cluster
+    data = "".join(f"{chr(0x61 + i % 26)}\u0300\u0301\u0302{i}\r\n" for i in range(200)).encode()
+    reference, fast = Fed(80, 24, 100, TerminalStream), Fed(80, 24, 100, FastStream)
+    reference.feed(data)
+    fast.feed(data)
+    assert_same(reference, fast)
+
+
+def test_reverse_video_set_during_a_flood_keeps_the_rows_made_before_it() -> None:
+    # Found by the property tests: the Terminal's screen sets DECSCNM without touching any row, so the
+    # rows a flood left as text were built later with the reverse default cell.
+    data = b"".join(b"line %d\r\n" % i for i in range(40)) + b"\x1b[?5h"
+    reference, fast = Fed(20, 5, 10, TerminalStream, TerminalScreen), Fed(20, 5, 10, FastStream, TerminalScreen)
+    for fed in (reference, fast):
+        fed.feed(data)
+        fed.screen.text_lines()
+        fed.feed(b"more\r\n")
     assert_same(reference, fast)
 
 

@@ -4,8 +4,9 @@
  * this module was not built. They remove an SGR with one regex match each, about 85-130 ns: in a
  * coloured log (60,000 SGRs a megabyte) that was most of the reader's time. Here a megabyte takes
  * about a millisecond (1.1 ms coloured, 0.7 plain), its lines cut out included. check_text does the
- * same for text of one-cell characters that is not ASCII. tests/test_fastfeed.py holds both to the
- * Python checks' answers.
+ * same for text that is not ASCII, making its cells as it goes (a STUB after each two-cell character,
+ * a token for each grapheme cluster), which took a flood of CJK lines from 28 to 185 MB/s fed to the
+ * screen directly. tests/test_fastfeed.py holds both to the Python checks' answers.
  *
  * And wait_queued, the terminal reader's wait for a flood's next bytes (see _more_soon in
  * clive/terminal.py): a loop that must not hold the GIL, so C.
@@ -269,90 +270,184 @@ check_ascii(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
-/* s[0:n] of one kind split at CR LF into str of that kind, as str.split("\r\n") splits it. ASCII
- * text has split_lines, which is twice as fast there (memchr, and no scan for the widest character):
- * 1.5 ms a megabyte of checks with this one, against 0.7-1.1. */
-#define SPLIT_BODY(TYPE, KIND)                                                          \
-    {                                                                                   \
-        const TYPE *s = (const TYPE *)src;                                              \
-        PyObject *lines = PyList_New(0);                                                \
-        if (lines == NULL)                                                              \
-            return NULL;                                                                \
-        Py_ssize_t start = 0;                                                           \
-        for (Py_ssize_t j = 0; j <= n; j++) {                                           \
-            if (j < n && !(s[j] == '\n' && j > start && s[j - 1] == '\r'))              \
-                continue;                                                               \
-            Py_ssize_t end = j < n ? j - 1 : n;                                         \
-            PyObject *line = PyUnicode_FromKindAndData(KIND, s + start, end - start);   \
-            if (line == NULL || PyList_Append(lines, line) < 0) {                       \
-                Py_XDECREF(line);                                                       \
-                Py_DECREF(lines);                                                       \
-                return NULL;                                                            \
-            }                                                                           \
-            Py_DECREF(line);                                                            \
-            start = j + 1;                                                              \
-        }                                                                               \
-        return lines;                                                                   \
+/* check_text: what the fast paths make of text that is not ASCII (see clive/terminal/fastcheck.py:
+ * cells, cluster_cells, line_stats), in one pass. A two-cell character is followed by STUB; a cluster
+ * (a character with the zero-width characters joined to it, the character after each joiner, or a
+ * pair of regional indicators) becomes the token ``tokens`` holds for it. */
+
+#define STUB 0
+#define ZWJ 0x200D
+#define JOINS 3
+#define IS_REGIONAL(c) ((c) >= 0x1F1E6 && (c) <= 0x1F1FF)
+
+/* Rows beyond the first of out[0:len] written from column 0, a STUB at a row's start dropped. */
+static Py_ssize_t
+stub_wraps(const Py_UCS4 *out, Py_ssize_t len, Py_ssize_t columns)
+{
+    Py_ssize_t rows = 0, x = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        if (x == columns) {
+            if (out[i] == STUB)
+                continue;
+            rows++;
+            x = 0;
+        }
+        x++;
+    }
+    return rows;
+}
+
+typedef struct {
+    Py_UCS4 *out;
+    Py_ssize_t w, line_start, wraps, longest, columns;
+    int line_stubs, line_lf, any_stub;
+} Cells;
+
+/* The line out[line_start:end] is whole: count its rows. 0, or -1 where the Python checks must answer
+ * (a line with a STUB and an LF of its own: rows_pattern's rows there are its business). */
+static int
+end_line(Cells *c, Py_ssize_t end)
+{
+    Py_ssize_t len = end - c->line_start;
+    if (len > c->longest)
+        c->longest = len;
+    if (len > c->columns) {
+        if (c->line_stubs) {
+            if (c->line_lf)
+                return -1;
+            c->wraps += stub_wraps(c->out + c->line_start, len, c->columns);
+        }
+        else {
+            c->wraps += (len - 1) / c->columns;
+        }
+    }
+    c->line_stubs = c->line_lf = 0;
+    return 0;
+}
+
+/* 1: fast, 0: not (None), -1: the Python checks answer (NotImplemented). */
+#define CHECK_BODY(TYPE)                                                                          \
+    {                                                                                             \
+        const TYPE *s = (const TYPE *)src;                                                        \
+        Py_UCS4 *out = c->out;                                                                    \
+        Py_ssize_t i = 0, end;                                                                    \
+        Py_ssize_t base_in = -1, base_out = 0, joined_end = 0; /* the cell being made */          \
+        int joined = 0, lone_regional = 0, after_joiner = 0, after_sgr = 0, last_regional = 0;    \
+        while (i < n) {                                                                           \
+            Py_UCS4 ch = s[i];                                                                    \
+            if (ch == 0x1b) {                                                                     \
+                SGR_END(TYPE, s, n, i, end);                                                      \
+                if (end < 0 || after_joiner)                                                      \
+                    return 0;                                                                     \
+                after_sgr = 1;                                                                    \
+                i = end;                                                                          \
+                continue;                                                                         \
+            }                                                                                     \
+            int cls;                                                                              \
+            if (ch == '\r' || ch == '\n' || ch == '\t' || ch == '\b')                             \
+                cls = -1;                                                                         \
+            else if (ch < (Py_UCS4)nwidths)                                                       \
+                cls = widths[ch];                                                                 \
+            else                                                                                  \
+                return nwidths <= 0x10000 ? -1 : 0; /* beyond the BMP: the whole table, please */ \
+            if (cls == 0)                                                                         \
+                return 0;                                                                         \
+            if (after_sgr && last_regional && IS_REGIONAL(ch))                                    \
+                return 0; /* as the Python checks: an SGR between two regional indicators */     \
+            int joins = after_joiner || (cls == JOINS)                                            \
+                || (IS_REGIONAL(ch) && lone_regional);                                            \
+            if (joins) {                                                                          \
+                if (cls < 0 || base_in < 0 || after_sgr)                                          \
+                    return 0; /* nothing to join here, or an SGR inside the cluster */           \
+                joined = 1;                                                                       \
+                joined_end = i + 1;                                                               \
+                lone_regional = 0;                                                                \
+                last_regional = IS_REGIONAL(ch);                                                  \
+                after_joiner = ch == ZWJ;                                                         \
+                after_sgr = 0;                                                                    \
+                i++;                                                                              \
+                continue;                                                                         \
+            }                                                                                     \
+            if (joined && token_of(tokens, src, kind, base_in, joined_end, out + base_out) < 0)   \
+                return -1;                                                                        \
+            joined = 0;                                                                           \
+            after_sgr = 0;                                                                        \
+            if (cls < 0) {                                                                        \
+                base_in = -1;                                                                     \
+                lone_regional = last_regional = 0;                                                \
+                if (ch == '\n') {                                                                 \
+                    if (c->w > c->line_start && out[c->w - 1] == '\r') {                          \
+                        if (end_line(c, c->w - 1) < 0)                                            \
+                            return -1;                                                            \
+                        c->line_start = c->w + 1;                                                 \
+                    }                                                                             \
+                    else {                                                                        \
+                        c->line_lf = 1;                                                           \
+                    }                                                                             \
+                }                                                                                 \
+                out[c->w++] = ch;                                                                 \
+                i++;                                                                              \
+                continue;                                                                         \
+            }                                                                                     \
+            if (IS_REGIONAL(ch) && c->w == 0)                                                     \
+                return 0; /* it may pair with one the screen has: pyte's path decides */          \
+            base_in = i;                                                                          \
+            base_out = c->w;                                                                      \
+            lone_regional = last_regional = IS_REGIONAL(ch);                                      \
+            out[c->w++] = ch;                                                                     \
+            if (cls == 2) {                                                                       \
+                out[c->w++] = STUB;                                                               \
+                c->line_stubs = c->any_stub = 1;                                                  \
+            }                                                                                     \
+            i++;                                                                                  \
+        }                                                                                         \
+        if (after_joiner)                                                                         \
+            return 0;                                                                             \
+        if (joined && token_of(tokens, src, kind, base_in, joined_end, out + base_out) < 0)       \
+            return -1;                                                                            \
+        return end_line(c, c->w) < 0 ? -1 : 1;                                                    \
     }
 
-static PyObject *split_ucs1(const void *src, Py_ssize_t n) SPLIT_BODY(Py_UCS1, PyUnicode_1BYTE_KIND)
-static PyObject *split_ucs2(const void *src, Py_ssize_t n) SPLIT_BODY(Py_UCS2, PyUnicode_2BYTE_KIND)
-
-/* check_text's pass over s[0:n]: copies it without SGRs into dst and counts wraps and the longest
- * line; 1 when fast, 0 when not (None), -1 at a two-cell character (NotImplemented). */
-#define CHECK_BODY(TYPE)                                                                \
-    {                                                                                   \
-        const TYPE *s = (const TYPE *)src;                                              \
-        TYPE *out = (TYPE *)dst;                                                        \
-        Py_ssize_t w = 0, line_start = 0, i = 0, end;                                   \
-        while (i < n) {                                                                 \
-            Py_UCS4 ch = s[i];                                                          \
-            if (ch == 0x1b) {                                                           \
-                SGR_END(TYPE, s, n, i, end);                                            \
-                if (end < 0)                                                            \
-                    return 0;                                                           \
-                i = end;                                                                \
-                continue;                                                               \
-            }                                                                           \
-            if (ch == '\n') {                                                           \
-                if (w > line_start && out[w - 1] == '\r') {                             \
-                    count_line(w - 1 - line_start, columns, wraps, longest);            \
-                    line_start = w + 1;                                                 \
-                }                                                                       \
-            }                                                                           \
-            else if (ch != '\r' && ch != '\t' && ch != '\b') {                          \
-                unsigned char cells = ch < (Py_UCS4)nwidths ? widths[ch] : 0;           \
-                if (cells == 2)                                                         \
-                    return -1;                                                          \
-                if (cells != 1)                                                         \
-                    return 0;                                                           \
-            }                                                                           \
-            out[w++] = (TYPE)ch;                                                        \
-            i++;                                                                        \
-        }                                                                               \
-        count_line(w - line_start, columns, wraps, longest);                            \
-        *written = w;                                                                   \
-        return 1;                                                                       \
+/* Writes the token of the cluster src[start:end] (of that kind) at *at; -1 when it has none yet. */
+static int
+token_of(PyObject *tokens, const void *src, int kind, Py_ssize_t start, Py_ssize_t end, Py_UCS4 *at)
+{
+    PyObject *cluster = PyUnicode_FromKindAndData(kind, (const char *)src + start * kind, end - start);
+    if (cluster == NULL) {
+        PyErr_Clear();
+        return -1;
     }
+    PyObject *token = PyDict_GetItemWithError(tokens, cluster);
+    Py_DECREF(cluster);
+    if (token == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    *at = PyUnicode_READ_CHAR(token, 0);
+    return 0;
+}
 
-#define CHECK_ARGS                                                                      \
-    (const void *src, Py_ssize_t n, void *dst, const unsigned char *widths, Py_ssize_t nwidths, \
-     Py_ssize_t columns, Py_ssize_t *written, Py_ssize_t *wraps, Py_ssize_t *longest)
+#define CHECK_ARGS                                                                                \
+    (const void *src, int kind, Py_ssize_t n, Cells *c, const unsigned char *widths,              \
+     Py_ssize_t nwidths, PyObject *tokens)
 static int check_ucs1 CHECK_ARGS CHECK_BODY(Py_UCS1)
 static int check_ucs2 CHECK_ARGS CHECK_BODY(Py_UCS2)
+static int check_ucs4 CHECK_ARGS CHECK_BODY(Py_UCS4)
 
 PyDoc_STRVAR(check_text_doc,
-"check_text(text, columns, widths, /)\n--\n\n"
-"check_ascii's answer for text that is not ASCII, (plain, None, lines, wraps, longest), where\n"
-"every character is one cell wide (``widths[ord(c)] == 1``), TAB, CR, LF, BS or part of an SGR;\n"
-"None where the fast paths do not take it; NotImplemented at a two-cell character or text with\n"
-"characters beyond the BMP, which fastfeed's Python checks answer for.");
+"check_text(text, columns, widths, tokens, /)\n--\n\n"
+"check_ascii's answer for text that is not ASCII, (plain, None, lines, wraps, longest), where plain\n"
+"is the text's cells (fastcheck.cells): each two-cell character followed by STUB, each cluster the\n"
+"token ``tokens`` maps it to. ``widths``: fastcheck's width table (of the BMP or of every plane).\n"
+"None where the fast paths do not take the text; NotImplemented where fastfeed's Python checks must\n"
+"answer: a character beyond the table, a cluster without a token yet, a line with a two-cell\n"
+"character and an LF of its own.");
 
 static PyObject *
 check_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyBytes_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "check_text() takes a str, the columns and the widths (bytes)");
+    if (nargs != 4 || !PyUnicode_Check(args[0]) || !PyBytes_Check(args[2]) || !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "check_text() takes a str, the columns, the widths (bytes) and the tokens (dict)");
         return NULL;
     }
     PyObject *text = args[0];
@@ -360,18 +455,18 @@ check_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (columns < 0)
         return NULL;
     int kind = PyUnicode_KIND(text);
-    if (kind == PyUnicode_4BYTE_KIND)
-        Py_RETURN_NOTIMPLEMENTED;
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     const unsigned char *widths = (const unsigned char *)PyBytes_AS_STRING(args[2]);
     Py_ssize_t nwidths = PyBytes_GET_SIZE(args[2]);
-    void *out = PyMem_Malloc((size_t)(n ? n : 1) * (size_t)kind);
-    if (out == NULL)
+    Cells c = {0};
+    c.columns = columns;
+    c.out = PyMem_Malloc((size_t)(2 * n + 1) * sizeof(Py_UCS4)); /* a STUB after each, at most */
+    if (c.out == NULL)
         return PyErr_NoMemory();
-    Py_ssize_t w = 0, wraps = 0, longest = 0;
-    int fast = kind == PyUnicode_1BYTE_KIND
-        ? check_ucs1(PyUnicode_DATA(text), n, out, widths, nwidths, columns, &w, &wraps, &longest)
-        : check_ucs2(PyUnicode_DATA(text), n, out, widths, nwidths, columns, &w, &wraps, &longest);
+    const void *data = PyUnicode_DATA(text);
+    int fast = kind == PyUnicode_1BYTE_KIND ? check_ucs1(data, kind, n, &c, widths, nwidths, args[3])
+        : kind == PyUnicode_2BYTE_KIND      ? check_ucs2(data, kind, n, &c, widths, nwidths, args[3])
+                                            : check_ucs4(data, kind, n, &c, widths, nwidths, args[3]);
     PyObject *result = NULL;
     if (fast < 0) {
         result = Py_NewRef(Py_NotImplemented);
@@ -380,14 +475,17 @@ check_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         result = Py_NewRef(Py_None);
     }
     else {
-        PyObject *plain = w == n ? Py_NewRef(text) : PyUnicode_FromKindAndData(kind, out, w);
-        PyObject *lines = kind == PyUnicode_1BYTE_KIND ? split_ucs1(out, w) : split_ucs2(out, w);
-        if (plain != NULL && lines != NULL)
-            result = Py_BuildValue("(OOOnn)", plain, Py_None, lines, wraps, longest);
+        PyObject *plain = c.w == n && !c.any_stub ? Py_NewRef(text)
+                                                  : PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, c.out, c.w);
+        PyObject *sep = plain != NULL ? PyUnicode_FromString("\r\n") : NULL;
+        PyObject *lines = sep != NULL ? PyUnicode_Split(plain, sep, -1) : NULL;
+        if (lines != NULL)
+            result = Py_BuildValue("(OOOnn)", plain, Py_None, lines, c.wraps, c.longest);
         Py_XDECREF(plain);
+        Py_XDECREF(sep);
         Py_XDECREF(lines);
     }
-    PyMem_Free(out);
+    PyMem_Free(c.out);
     return result;
 }
 

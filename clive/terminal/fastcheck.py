@@ -1,11 +1,18 @@
-"""FastStream's checks: whether text is all one- and two-cell characters, CR, LF, TAB, BS and SGR (what
-its fast paths take), checked a slice at a time, and the rows its lines take when wrapped. Why the
-shortcuts are exact is in ``fastfeed``'s docstring; ``CheckedText`` lets the Terminal's reader check
-a flood while it waits for more of it. Where ``_speedups.c`` was built, the SGRs are removed and
-ASCII text checked and measured in one pass in C."""
+"""FastStream's checks: whether text is all one- and two-cell characters and grapheme clusters, CR, LF,
+TAB, BS and SGR (what its fast paths take), checked a slice at a time, and the rows its lines take when
+wrapped. Why the shortcuts are exact is in ``fastfeed``'s docstring; ``CheckedText`` lets the
+Terminal's reader check a flood while it waits for more of it. Where ``_speedups.c`` was built, the
+SGRs are removed and the text checked, made into cells and measured in one pass in C.
+
+A cluster is what ``graphemes.draw`` puts in one cell: a character with the zero-width characters
+after it, and the character after each zero-width joiner, or a pair of regional indicators (a flag).
+In the lazy path's cells it is one token (``clusters``). A zero-width character with nothing on its
+line to join (after a tab, a CR, a BS, at a line's or a slice's start), a joiner with nothing after
+it, and an SGR inside a cluster are left to pyte's path."""
 
 from __future__ import annotations
 
+import functools
 import re
 from bisect import bisect_right
 from itertools import compress, islice
@@ -18,22 +25,37 @@ try:
 except ImportError:
     _speedups = None
 
+from clive.terminal import clusters
 from clive.terminal.screen import STUB, ControlStrings, rows_pattern
 
 __all__ = ["CheckedText"]
 
 
-def _bmp_widths() -> bytes:
-    """The cells (pyte's `wcwidth`) of every BMP character, a byte each: 1 or 2, else 0 (controls,
-    combining characters, surrogates, unassigned)."""
+JOINS = 3  # the width table's value for a character of no width, which joins the cell before it
+
+
+def _plane_widths(plane: int) -> bytes:
+    """The cells (pyte's `wcwidth`) of every character of a Unicode plane, a byte each: 1 or 2, JOINS
+    for none, else 0 (controls, surrogates)."""
     table = bytearray(0x10000)
-    for cp in range(0x20, 0x10000):
+    base = plane << 16
+    for cp in range(max(base, 0x20), base + 0x10000):
         if not 0xD800 <= cp < 0xE000:
             cells = wcwidth(chr(cp))
             if cells in (1, 2):
-                table[cp] = cells
+                table[cp - base] = cells
+            elif cells == 0:
+                table[cp - base] = JOINS
     return bytes(table)
-_WIDTHS = _bmp_widths()
+_WIDTHS = _plane_widths(0)
+
+
+@functools.cache
+def all_widths() -> bytes:
+    """``_WIDTHS`` for every code point, made the first time a character beyond the BMP is checked (planes
+    4-13, 15 and 16 hold no character of another width: their table is made without asking)."""
+    planes = [_plane_widths(p) if p in (1, 2, 3, 14) else bytes([1]) * 0x10000 for p in range(1, 17)]
+    return _WIDTHS + b"".join(planes)
 
 
 def _width_ranges(width: int) -> str:
@@ -52,6 +74,7 @@ def _width_ranges(width: int) -> str:
     return "".join(parts)
 NARROW = _width_ranges(1)
 WIDE = _width_ranges(2)
+ZERO = _width_ranges(JOINS)
 # A stretch this stream takes itself: one- and two-cell text, CR, LF, TAB, BS and SGR with plain
 # parameters.
 FAST = re.compile(f"(?:\\x1b\\[[0-9;]*m|[{NARROW}{WIDE}\\r\\n\\t\\x08]+)+")
@@ -61,12 +84,17 @@ _NOT_FAST = re.compile(f"[^{NARROW}{WIDE}\\r\\n\\t\\x08]")
 TWO_CELLS = re.compile(f"[{WIDE}]")
 
 
+# A character beyond the BMP or of no width: text holding none is one- and two-cell characters only.
+_CLUSTERED = re.compile(f"[{ZERO}\U00010000-\U0010ffff]")
+
+
 class _CellsTable(dict):
     """``str.translate`` table: a two-cell character to itself and STUB, any other to itself."""
 
     def __missing__(self, code: int) -> str:
         ch = chr(code)
-        cells = self[code] = ch + STUB if TWO_CELLS.match(ch) else ch
+        two = TWO_CELLS.match(ch) if code < 0x10000 else all_widths()[code] == 2
+        cells = self[code] = ch + STUB if two else ch
         return cells
 _CELLS_TABLE = _CellsTable()
 # ASCII text a row can hold as it is: what is left of a line after deleting it is its control characters.
@@ -78,9 +106,112 @@ _SLICE = 1 << 18
 _COUNTED_WRAPS = 3  # see _extra_rows
 
 
+# What only the width table of every plane can tell: a character beyond the BMP, or of no width.
+_NOT_FAST_IN_BMP = re.compile(f"[^{NARROW}{WIDE}{ZERO}\\r\\n\\t\\x08\U00010000-\U0010ffff]")
+_CONTROLS = "\t\r\n\x08"
+_REGIONAL = range(0x1F1E6, 0x1F200)
+
+
+@functools.cache
+def _split_cluster() -> re.Pattern[str]:
+    """An SGR inside a cluster, in the text as written: after a joiner, before a character of no width,
+    between two regional indicators."""
+    zero = _ranges(all_widths(), JOINS)
+    sgr = "\\x1b\\[[0-9;]*m"
+    regional = "\U0001f1e6-\U0001f1ff"
+    return re.compile(f"\u200d\\x1b|{sgr}(?=[{zero}])|[{regional}](?:{sgr})+[{regional}]")
+
+
+def _ranges(widths: bytes, width: int) -> str:
+    """A regex class body for every character ``width`` cells wide by ``widths``."""
+    parts = []
+    for m in re.finditer(re.escape(bytes([width])) + b"+", widths):
+        start, end = m.start(), m.end() - 1
+        parts.append(f"\\U{start:08x}" if start == end else f"\\U{start:08x}-\\U{end:08x}")
+    return "".join(parts)
+
+
+def _cluster_spans(plain: str) -> list[tuple[int, int]] | None:
+    """Where ``plain`` holds clusters of two characters or more, as ``graphemes.draw`` makes them; None
+    unless every character is fast and every zero-width character joins a character before it."""
+    if _NOT_FAST_IN_BMP.search(plain) is not None:
+        return None
+    widths = all_widths()
+    n = len(plain)
+    spans: list[tuple[int, int]] = []
+    start = end = -1  # the cluster being made
+    lone = -1  # where a regional indicator alone in its cell is
+    for m in _CLUSTERED.finditer(plain):
+        p = m.start()
+        code = ord(plain[p])
+        width = widths[code]
+        if not width:
+            return None
+        if p < end:  # a character after a joiner, already in the cluster
+            if plain[p] == clusters.ZWJ:
+                if p + 1 == n or plain[p + 1] in _CONTROLS:
+                    return None
+                end = max(end, p + 2)
+            continue
+        if width == JOINS:
+            if p != end:
+                if not p or plain[p - 1] in _CONTROLS:
+                    return None  # nothing on its line to join here
+                if end > start >= 0:
+                    spans.append((start, end))
+                start = p - 1
+            end = p + 1
+            if plain[p] == clusters.ZWJ:
+                if p + 1 == n or plain[p + 1] in _CONTROLS:
+                    return None
+                end = p + 2
+            lone = -1
+        elif code in _REGIONAL:
+            if lone == p - 1 >= 0:
+                if end > start >= 0:
+                    spans.append((start, end))
+                start, end, lone = p - 1, p + 1, -1
+            else:
+                lone = p
+    if end > start >= 0:
+        spans.append((start, end))
+    return spans
+
+
+def cluster_cells(plain: str) -> str | None:
+    """``cells`` of text that may hold clusters; None unless every character is fast and every
+    zero-width character joins a cluster (or when every token is taken)."""
+    spans = _cluster_spans(plain)
+    if spans is None:
+        return None
+    pieces = []
+    last = 0
+    for start, end in spans:
+        found = clusters.token(plain[start:end], STUB)
+        if found is None:
+            return None
+        pieces.append(plain[last:start])
+        pieces.append(found)
+        last = end
+    pieces.append(plain[last:])
+    return "".join(pieces).translate(_CELLS_TABLE)
+
+
 def cells(plain: str) -> str:
-    """Text without SGRs as the lazy path takes it: each two-cell character followed by STUB."""
-    return plain if plain.isascii() or TWO_CELLS.search(plain) is None else plain.translate(_CELLS_TABLE)
+    """Text without SGRs, checked fast, as the lazy path takes it: a character a cell, each two-cell
+    character followed by STUB, each cluster a token (``clusters``)."""
+    if plain.isascii():
+        return plain
+    if _CLUSTERED.search(plain) is None:
+        return plain if TWO_CELLS.search(plain) is None else plain.translate(_CELLS_TABLE)
+    found = cluster_cells(plain)
+    assert found is not None, "cells() of text the checks refused"
+    return found
+
+
+def one_cell_each(text: str) -> bool:
+    """Whether every character of ``text`` takes one cell of its own (so its offsets are its cells)."""
+    return text.isascii() or (TWO_CELLS.search(text) is None and _CLUSTERED.search(text) is None)
 
 
 def strip_sgr(text: str) -> str:
@@ -99,7 +230,14 @@ def _check_slice(seg: str) -> tuple[str, bytes | None] | None:
         if plain is None:  # an ESC that starts no SGR (the regex leaves it, and the checks below fail)
             return None
     if not plain.isascii():
-        return (cells(plain), None) if _NOT_FAST.search(plain) is None else None
+        if _NOT_FAST.search(plain) is None:
+            return cells(plain), None
+        found = cluster_cells(plain)
+        if found is None or (plain is not seg and _split_cluster().search(seg) is not None):
+            return None
+        if ord(plain[0]) in _REGIONAL:
+            return None  # it may pair with one the screen has before the cursor: pyte's path decides
+        return found, None
     controls = plain.encode("ascii").translate(None, ASCII_TEXT)
     return (plain, controls) if not controls.translate(None, b"\r\n\x08") else None
 
@@ -123,10 +261,14 @@ def _checked_slice(seg: str, columns: int) -> tuple[str, bytes | None, list[str]
     """``_check_slice`` of ``seg``, that text split at CR LF, and ``line_stats`` of those lines at
     ``columns`` (None for columns 0); None unless the fast paths take ``seg``."""
     if _speedups is not None and columns > 0:
-        found = _speedups.check_ascii(seg, columns) if seg.isascii() else _speedups.check_text(seg, columns, _WIDTHS)
+        if seg.isascii():
+            found = _speedups.check_ascii(seg, columns)
+        else:
+            widths = all_widths() if all_widths.cache_info().currsize else _WIDTHS
+            found = _speedups.check_text(seg, columns, widths, clusters.TOKENS)
         if found is None:
             return None
-        if found is not NotImplemented:  # two-cell characters, or beyond the BMP: the checks below
+        if found is not NotImplemented:  # beyond the BMP at first, a new cluster: the checks below
             plain, controls, lines, wraps, longest = found
             return plain, controls, lines, (wraps, longest)
     checked = _check_slice(seg)

@@ -4,8 +4,8 @@ pyte parses one character at a time and draws one cell at a time: about 1 MB/s. 
 a log, a compiler, a training loop) is almost all printable text, CR LF and SGR colour, so this
 stream takes those itself and hands everything else to pyte's own parser, on the same screen:
 
-* **Slow path.** Anything else (cursor addressing, erase, modes, OSC, combining characters, two-cell
-  characters outside the BMP, controls) goes to a real ``pyte.Stream``. When a chunk ends inside an
+* **Slow path.** Anything else (cursor addressing, erase, modes, OSC, controls, a zero-width character
+  with nothing before it on its line to join) goes to a real ``pyte.Stream``. When a chunk ends inside an
   escape sequence, the next chunk goes to that parser one character at a time until it is back in
   its ground state (a chunk ending in the first bytes of an SGR is held back instead: so far they
   change nothing). A slow segment runs to the next CR, LF, TAB, BS or ESC, which end pyte's text
@@ -15,11 +15,12 @@ stream takes those itself and hands everything else to pyte's own parser, on the
   written from a per-style cache of ``Char`` objects, one-cell text a row at a time, two-cell
   characters one by one as pyte's ``draw`` writes them (the character, then "" in its second
   cell); CR, LF, TAB and BS call the screen's own methods, so scrolling, margins and scrollback are
-  the screen's own.
+  the screen's own. Characters beyond the BMP and of no width (grapheme clusters) go to the
+  screen's own ``draw``, which joins them to the cells before.
 * **Lazy path.** On the bottom row of a full-height scroll region, whole lines of text and SGR that
   end in CR LF are applied with C-speed string operations (``split``, ``re.sub``, ``findall``): a
-  line is taken as its cells, its SGRs removed and each two-cell character followed by ``STUB``
-  (``fastcheck.cells``), and a row's text is the line with tabs expanded, cut every ``columns`` cells (a STUB
+  line is taken as its cells, its SGRs removed, each two-cell character followed by ``STUB`` and
+  each grapheme cluster one token (``fastcheck.cells``, ``clusters``), and a row's text is the line with tabs expanded, cut every ``columns`` cells (a STUB
   that would start a row is dropped: pyte writes a two-cell character in the last column without its
   second cell), STUBs removed and right-stripped. Rows are made only for the lines that reach the
   screen: the lines above them go to the scrollback whole (``LineRows``), cut into rows only if
@@ -41,8 +42,12 @@ stream takes those itself and hands everything else to pyte's own parser, on the
 Why the shortcuts are exact. The lazy path runs only with the cursor on the bottom row of a
 full-height scroll region, DECAWM on, IRM and LNM off, the G0 charset the identity and (for a tab)
 the default tab stops. It takes a line only if its CRs come just before its LF, every character is
-one or two cells wide (from the BMP), a tab stays short of the last column, and it starts at column
-0 of a fresh row (blank, or the continuation of the cursor's row with the cursor at its end). Then
+one or two cells wide or of no width, a tab stays short of the last column, and it starts at column
+0 of a fresh row (blank, or the continuation of the cursor's row with the cursor at its end); and a
+cluster's characters all follow its first in one run of text (no SGR, control or line's start before a
+zero-width character, nothing but text after a joiner, no regional indicator first in a slice, which
+might pair with one the screen holds): ``graphemes.draw`` then puts the cluster in the cell of its
+first character, as wide as that, which is the token's cell. Then
 each row is written left to right from column 0 and wraps when a character arrives at ``x ==
 columns``, as pyte's ``draw`` does; a two-cell character takes cells x and x + 1, or only x when x
 is the last column (and the cursor stops at ``columns``). So a row is the next ``columns`` cells of
@@ -69,11 +74,11 @@ from typing import Any
 from pyte import modes as mo
 from pyte.charsets import LAT1_MAP
 
+from clive.terminal.clusters import has_tokens
 from clive.terminal.fastcheck import (
     ASCII_TEXT,
     FAST,
     NARROW,
-    TWO_CELLS,
     WIDE,
     CheckedText,
     Slices,
@@ -81,6 +86,7 @@ from clive.terminal.fastcheck import (
     cells,
     fast_prefix,
     line_stats,
+    one_cell_each,
     strip_sgr,
     wrapped_rows,
 )
@@ -95,7 +101,10 @@ __all__ = ["CheckedText", "FastStream"]
 _STOP = re.compile(r"[\r\n\t\x08\x1b]")
 # The start of an SGR cut off at the end of a chunk: ESC, ESC [, ESC [ 3 ...
 _PARTIAL_SGR = re.compile(r"\x1b(?:\[[0-9;]*)?\Z")
-_EAGER_TOKEN = re.compile(f"([{NARROW}]+)|\\x1b\\[([0-9;]*)m|(\\r)|(\\n)|(\\t)|(\\x08)|([{WIDE}]+)")
+# The last group: the rest of a fast stretch, characters beyond the BMP and of no width (clusters).
+_EAGER_TOKEN = re.compile(
+    f"([{NARROW}]+)|\\x1b\\[([0-9;]*)m|(\\r)|(\\n)|(\\t)|(\\x08)|([{WIDE}]+)|([^{NARROW}{WIDE}\\x1b\\r\\n\\t\\x08]+)"
+)
 
 
 def _default_stops(columns: int) -> set[int]:
@@ -264,8 +273,10 @@ class FastStream:
                 s.tab()
             elif kind == 6:
                 s.backspace()
-            else:
+            elif kind == 7:
                 self._draw_wide(m.group(7))
+            else:
+                s.draw(m.group(8))  # graphemes.draw: joins what it must to the cells before
 
     def _left_to_pyte(self, text: str) -> bool:
         """Draw ``text`` with the screen's own ``draw`` where ours would not match it: the cursor off the
@@ -438,7 +449,7 @@ class FastStream:
         out = Lines()
         # Raw lines: only the last few can have a row on the screen (each line takes one row at least).
         # Those of `lines` are cells: raw for text without SGRs, unless it holds two-cell characters.
-        raw = sgr or STUB in plain
+        raw = sgr or STUB in plain or has_tokens(plain)
         last = s.lines + 1
         if n > last:
             if raw:
@@ -616,7 +627,7 @@ class FastStream:
             p.lines = lines[j:]
             p.rows = line_rows[j:]
             p.skip = skip
-            if skip and len(p.lines[0]) > 4096 and (p.lines[0].isascii() or TWO_CELLS.search(p.lines[0]) is None):
+            if skip and len(p.lines[0]) > 4096 and one_cell_each(p.lines[0]):
                 # A very long line (no LF for a while): cut it where its first row on screen starts.
                 head, rest = row_cuts(p.lines[0], [skip * s.columns])
                 p.anchor = fold(p.anchor, head, p.reverse)

@@ -10,11 +10,9 @@ from typing import Any
 from pyte import graphics as g
 from pyte.screens import Char, StaticDefaultDict
 
-from clive.terminal.fastcheck import (
-    SGR,
-    TWO_CELLS,
-)
-from clive.terminal.screen import LineRows, ScreenModel, _line_text, row_texts, rows_pattern
+from clive.terminal import clusters
+from clive.terminal.fastcheck import SGR, cells, one_cell_each
+from clive.terminal.screen import STUB, LineRows, ScreenModel, _line_text, row_texts, rows_pattern
 
 _NOT_PLAIN = re.compile(r"\x1b\[[0-9;]*m|\r")
 _ROW_TOKEN = re.compile(r"([^\x1b\t\r]+)|\x1b\[([0-9;]*)m|(\t)|(\r)")
@@ -258,19 +256,22 @@ class PendingRows:
                 if kind == 1:
                     text = m.group(1)
                     glyph = glyphs(attrs).__getitem__
-                    if not text.isascii() and TWO_CELLS.search(text) is not None:
-                        for ch in text:  # as pyte's draw: a two-cell character's second cell is ""
+                    if not one_cell_each(text):
+                        # Its cells: as pyte's draw, a two-cell character's second cell is "" (none in
+                        # the last column); a cluster's cell holds its text.
+                        token_text = clusters.TEXT.get
+                        for ch in cells(text):
+                            if ch == STUB:
+                                if x < cols:
+                                    row[x] = glyph("")
+                                    x += 1
+                                continue
                             if x == cols:
                                 row = StaticDefaultDict(default)
                                 built.append(row)
                                 x = 0
-                            row[x] = glyph(ch)
-                            if TWO_CELLS.match(ch) is None:
-                                x += 1
-                                continue
-                            if x + 1 < cols:
-                                row[x + 1] = glyph("")
-                            x = min(x + 2, cols)
+                            row[x] = glyph(token_text(ord(ch), ch))
+                            x += 1
                         continue
                     i = 0
                     n = len(text)

@@ -15,7 +15,7 @@ from typing import Any
 import pyte
 from pyte import modes as mo
 
-from clive.terminal import graphemes
+from clive.terminal import clusters, graphemes
 from clive.terminal.conformance import XtermMoves
 
 # Private DEC modes that switch to the alternate screen; pyte shifts private modes by 5 bits.
@@ -82,17 +82,21 @@ def rows_pattern(columns: int) -> re.Pattern[str]:
 
 
 def row_texts(rows: list[str]) -> list[str]:
-    """Rows' cells as ``rows_pattern`` gives them, as text: second cells dropped, right-stripped."""
+    """Rows' cells as ``rows_pattern`` gives them, as text: second cells dropped, clusters read back
+    from their tokens (``clusters``), right-stripped."""
     if any(STUB in row for row in rows):
-        return [row.replace(STUB, "").rstrip() for row in rows]
+        rows = [row.replace(STUB, "") for row in rows]
+    if clusters.TEXT:
+        rows = list(map(clusters.text_of, rows))
     return list(map(str.rstrip, rows))
 
 
 class LineRows:
     """The last ``count`` rows of ``lines`` wrapped at ``columns``, not cut into rows yet.
 
-    The lines hold no controls and are cells (a two-cell character is followed by STUB), each written
-    from column 0 of a fresh row (clive.terminal.fastfeed's lazy path), so ``rows_pattern`` cuts them."""
+    The lines hold no controls and are cells (a two-cell character is followed by STUB, a cluster is a
+    token: see ``clusters``), each written from column 0 of a fresh row (clive.terminal.fastfeed's lazy
+    path), so ``rows_pattern`` cuts them."""
 
     __slots__ = ("lines", "columns", "count")
 

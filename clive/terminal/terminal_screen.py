@@ -55,6 +55,7 @@ class TerminalScreen(ScreenModel):
             if _DECCOLM in modes:
                 self._column_mode()
             if _DECSCNM in modes:
+                self._rows_made_now()
                 self.mode.add(pyte.modes.DECSCNM)
             modes = tuple(m for m in modes if m not in (_DECCOLM, _DECSCNM))
         if modes:
@@ -65,10 +66,17 @@ class TerminalScreen(ScreenModel):
             if _DECCOLM in modes:
                 self._column_mode()
             if _DECSCNM in modes:
+                self._rows_made_now()
                 self.mode.discard(pyte.modes.DECSCNM)
             modes = tuple(m for m in modes if m not in (_DECCOLM, _DECSCNM))
         if modes:
             super().reset_mode(*modes, **kwargs)
+
+    def _rows_made_now(self) -> None:
+        """Build the rows a flood left as text (``fastrows.PendingRows``) with the default cell in force
+        when they were written: DECSCNM changes it for rows made after."""
+        if self._pending is not None:
+            self._pending.flush(self)
 
     def _column_mode(self) -> None:
         self.set_margins()
