@@ -29,7 +29,6 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-
 from sshd import SSHD, SSHServer
 
 from clive.mcp.auth import BearerGuard

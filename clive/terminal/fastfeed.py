@@ -20,9 +20,10 @@ stream takes those itself and hands everything else to pyte's own parser, on the
 * **Lazy path.** On the bottom row of a full-height scroll region, whole lines of text and SGR that
   end in CR LF are applied with C-speed string operations (``split``, ``re.sub``, ``findall``): a
   line is taken as its cells, its SGRs removed, each two-cell character followed by ``STUB`` and
-  each grapheme cluster one token (``fastcheck.cells``, ``clusters``), and a row's text is the line with tabs expanded, cut every ``columns`` cells (a STUB
-  that would start a row is dropped: pyte writes a two-cell character in the last column without its
-  second cell), STUBs removed and right-stripped. Rows are made only for the lines that reach the
+  each grapheme cluster one token (``fastcheck.cells``, ``clusters``), and a row's text is the line
+  with tabs expanded, cut every ``columns`` cells (a STUB that would start a row is dropped: pyte
+  writes a two-cell character in the last column without its second cell), STUBs removed, tokens
+  read back and right-stripped. Rows are made only for the lines that reach the
   screen: the lines above them go to the scrollback whole (``LineRows``), cut into rows only if
   anything reads the history, so lines that a flood pushes out of the history again are never cut
   (the Terminal's reader feeds a flood in windows of many reads, see ``Terminal._read``); those past
