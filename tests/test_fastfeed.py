@@ -627,7 +627,8 @@ def cluster_flood(size: int, seed: int) -> bytes:
     screen: clusters meet the last column, the screen's start and the ends of chunks."""
     rng = random.Random(seed)
     words = ["step", "x", " ", "中", "😀", "👍🏽", "👨\u200d👩\u200d👧", "🇫🇷", "🇩🇪🇫", "❤\ufe0f", "cafe\u0301",
-             "a\u0308\u0304", "\U0001d400", "\x1b[31m🔥\x1b[0m", "\x1b[1me\u0301\x1b[22m", "🏳\ufe0f\u200d🌈"]  # fmt: skip
+             "a\u0308\u0304", "\U0001d400", "\x1b[31m🔥\x1b[0m", "\x1b[1me\u0301\x1b[22m",
+             "🏳\ufe0f\u200d🌈"]  # fmt: skip
     out = []
     total = 0
     while total < size:
