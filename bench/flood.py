@@ -106,21 +106,28 @@ def make_file(path: Path, size: int, coloured: bool, seed: int = 7) -> str:
     return last
 
 
-def make_cjk_file(path: Path, size: int, seed: int = 7) -> str:
-    """Write about ``size`` bytes of log lines that are mostly two-cell characters; returns the last line."""
-    rng = random.Random(seed)
-    words = ["模型", "训练", "步骤", "损失", "梯度", "缓存", "队列", "张量", "形状", "同步", "警告", "完成"]
+def _write_lines(path: Path, size: int, line: Any) -> str:
+    """Write ``line(n)`` for n = 0, 1, ... until about ``size`` bytes, then a last line; returns that."""
     written = 0
     n = 0
     with path.open("w", encoding="utf-8") as f:
         while written < size:
-            line = f"{n:08d} INFO " + "".join(rng.choice(words) for _ in range(rng.randint(3, 30))) + "\n"
-            f.write(line)
-            written += len(line.encode())
+            text = line(n)
+            f.write(text)
+            written += len(text.encode())
             n += 1
         last = f"END OF FLOOD {n} lines"
         f.write(last + "\n")
     return last
+
+
+def make_cjk_file(path: Path, size: int, seed: int = 7) -> str:
+    """Write about ``size`` bytes of log lines that are mostly two-cell characters; returns the last line."""
+    rng = random.Random(seed)
+    words = ["模型", "训练", "步骤", "损失", "梯度", "缓存", "队列", "张量", "形状", "同步", "警告", "完成"]
+    return _write_lines(
+        path, size, lambda n: f"{n:08d} INFO " + "".join(rng.choice(words) for _ in range(rng.randint(3, 30))) + "\n"
+    )
 
 
 def make_emoji_file(path: Path, size: int, seed: int = 7) -> str:
@@ -131,20 +138,14 @@ def make_emoji_file(path: Path, size: int, seed: int = 7) -> str:
     words = ["step", "loss", "batch", "kernel", "cache", "sync", "grad", "warn"]
     marks = ["✅", "🚀", "🔥", "👍🏽", "👨\u200d👩\u200d👧", "🇫🇷", "❤\ufe0f", "⚠\ufe0f", "🧪",
              "cafe\u0301", "nai\u0308ve", "e\u0301\u0323"]  # fmt: skip
-    written = 0
-    n = 0
-    with path.open("w", encoding="utf-8") as f:
-        while written < size:
-            parts = [f"{n:08d} INFO"]
-            for _ in range(rng.randint(3, 14)):
-                parts.append(rng.choice(words) if rng.random() < 0.7 else rng.choice(marks))
-            line = " ".join(parts) + "\n"
-            f.write(line)
-            written += len(line.encode())
-            n += 1
-        last = f"END OF FLOOD {n} lines"
-        f.write(last + "\n")
-    return last
+
+    def line(n: int) -> str:
+        parts = [f"{n:08d} INFO"]
+        for _ in range(rng.randint(3, 14)):
+            parts.append(rng.choice(words) if rng.random() < 0.7 else rng.choice(marks))
+        return " ".join(parts) + "\n"
+
+    return _write_lines(path, size, line)
 
 
 # ---- the four readers --------------------------------------------------------------------------

@@ -604,9 +604,14 @@ def cjk_flood(size: int, seed: int) -> bytes:
 @pytest.mark.parametrize("cols", [80, 79, 7, 1])
 def test_a_cjk_flood_matches_pyte_in_any_chunks(cols: int) -> None:
     data = cjk_flood(120_000, seed=cols) + "末行\r\n\x1b[1mプロンプト$ ".encode()
+    assert_any_chunks_match_pyte(data, cols, seed=cols)
+
+
+def assert_any_chunks_match_pyte(data: bytes, cols: int, seed: int) -> None:
+    """``data`` fed whole, in 5000-byte chunks and in random ones gives the screen pyte makes of it."""
     reference = Fed(cols, 24, 300, TerminalStream)
     reference.feed(data)
-    rng = random.Random(cols)
+    rng = random.Random(seed)
     for chunks in ([data], [data[i : i + 5000] for i in range(0, len(data), 5000)]):
         fast = Fed(cols, 24, 300, FastStream)
         for chunk in chunks:
@@ -643,23 +648,8 @@ def cluster_flood(size: int, seed: int) -> bytes:
 @pytest.mark.parametrize("cols", [80, 79, 7, 2, 1])
 def test_a_flood_of_emoji_and_accents_matches_pyte_in_any_chunks(cols: int, checks: str) -> None:
     data = cluster_flood(60_000, seed=cols) + "末行 🇫🇷\r\n\x1b[1m👍🏽 $ ".encode()
-    reference = Fed(cols, 24, 300, TerminalStream)
-    reference.feed(data)
-    rng = random.Random(cols)
     with checks_in(checks):
-        for chunks in ([data], [data[i : i + 5000] for i in range(0, len(data), 5000)]):
-            fast = Fed(cols, 24, 300, FastStream)
-            for chunk in chunks:
-                fast.feed(chunk)
-            assert fast.screen.text_lines() == reference.screen.text_lines()
-            assert_same(reference, fast)
-        fast = Fed(cols, 24, 300, FastStream)
-        pos = 0
-        while pos < len(data):
-            size = rng.choice([1, 2, 3, 100, 4096])
-            fast.feed(data[pos : pos + size])
-            pos += size
-        assert_same(reference, fast)
+        assert_any_chunks_match_pyte(data, cols, seed=cols)
 
 
 def test_the_c_checks_take_clusters_once_they_have_tokens() -> None:

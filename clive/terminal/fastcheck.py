@@ -58,23 +58,19 @@ def all_widths() -> bytes:
     return _WIDTHS + b"".join(planes)
 
 
-def _width_ranges(width: int) -> str:
-    """A regex class body for every BMP character ``width`` cells wide (pyte's `wcwidth`), no controls."""
-    # Only the BMP: a class with astral ranges cannot be compiled to a bitmap and gets slow.
+def _ranges(widths: bytes, width: int) -> str:
+    """A regex class body for every character ``width`` cells wide by ``widths``."""
     parts = []
-    start = None
-    for cp in range(0x20, 0x10001):
-        ok = cp < 0x10000 and _WIDTHS[cp] == width
-        if ok and start is None:
-            start = cp
-        elif not ok and start is not None:
-            end = cp - 1
-            parts.append(f"\\u{start:04x}" if start == end else f"\\u{start:04x}-\\u{end:04x}")
-            start = None
+    for m in re.finditer(re.escape(bytes([width])) + b"+", widths):
+        start, end = m.start(), m.end() - 1
+        parts.append(f"\\U{start:08x}" if start == end else f"\\U{start:08x}-\\U{end:08x}")
     return "".join(parts)
-NARROW = _width_ranges(1)
-WIDE = _width_ranges(2)
-ZERO = _width_ranges(JOINS)
+
+
+# Only the BMP: a class with astral ranges cannot be compiled to a bitmap and gets slow.
+NARROW = _ranges(_WIDTHS, 1)
+WIDE = _ranges(_WIDTHS, 2)
+ZERO = _ranges(_WIDTHS, JOINS)
 # A stretch this stream takes itself: one- and two-cell text, CR, LF, TAB, BS and SGR with plain
 # parameters.
 FAST = re.compile(f"(?:\\x1b\\[[0-9;]*m|[{NARROW}{WIDE}\\r\\n\\t\\x08]+)+")
@@ -120,15 +116,6 @@ def _split_cluster() -> re.Pattern[str]:
     sgr = "\\x1b\\[[0-9;]*m"
     regional = "\U0001f1e6-\U0001f1ff"
     return re.compile(f"\u200d\\x1b|{sgr}(?=[{zero}])|[{regional}](?:{sgr})+[{regional}]")
-
-
-def _ranges(widths: bytes, width: int) -> str:
-    """A regex class body for every character ``width`` cells wide by ``widths``."""
-    parts = []
-    for m in re.finditer(re.escape(bytes([width])) + b"+", widths):
-        start, end = m.start(), m.end() - 1
-        parts.append(f"\\U{start:08x}" if start == end else f"\\U{start:08x}-\\U{end:08x}")
-    return "".join(parts)
 
 
 def _cluster_spans(plain: str) -> list[tuple[int, int]] | None:
